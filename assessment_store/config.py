@@ -1,0 +1,117 @@
+"""Typed settings: the only module that reads the environment.
+
+Every variable is prefixed ``ASSESSMENT_STORE_`` and may also come from a ``.env``
+file in the working directory. Settings are validated on load; a bad value raises
+:class:`ConfigurationError` naming the variable, never a bare pydantic traceback.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from assessment_store.errors import ConfigurationError
+
+ENV_PREFIX = "ASSESSMENT_STORE_"
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/assessment_store"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Secrets that ship in examples and must never protect a production deployment.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret"})
+
+
+class Settings(BaseSettings):
+    """All configuration of the store, its workers, beat and API."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    read_database_url: str | None = None
+    database_pool_size: int = Field(default=10, ge=1, le=200)
+    database_max_overflow: int = Field(default=10, ge=0, le=200)
+    redis_url: str = DEFAULT_REDIS_URL
+    broker_url: str | None = None
+    jwt_secret: str | None = None
+    handlers: str = ""
+
+    max_retries: int = Field(default=3, ge=0, le=100)
+    retry_backoff_seconds: float = Field(default=5.0, gt=0, le=86_400)
+    retry_backoff_max_seconds: float = Field(default=300.0, gt=0, le=7 * 86_400)
+    lease_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    redispatch_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    maintenance_interval_seconds: float = Field(default=10.0, gt=0, le=86_400)
+    retention_days: float = Field(default=30.0, gt=0, le=36_500)
+    default_timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    cleanup_batch_size: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("database_url", "read_database_url")
+    @classmethod
+    def _must_be_postgresql(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("postgresql"):
+            raise ValueError("must be a postgresql:// or postgresql+psycopg2:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _must_be_redis(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Settings:
+        if self.retry_backoff_max_seconds < self.retry_backoff_seconds:
+            raise ValueError(
+                f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS ({self.retry_backoff_max_seconds}) "
+                f"must not be below {ENV_PREFIX}RETRY_BACKOFF_SECONDS "
+                f"({self.retry_backoff_seconds})"
+            )
+        if self.environment == "production" and (
+            self.jwt_secret is None or self.jwt_secret.strip().lower() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                f"{ENV_PREFIX}JWT_SECRET must be set to a real secret when "
+                f"{ENV_PREFIX}ENVIRONMENT is production"
+            )
+        return self
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The Celery broker: ``BROKER_URL`` when set, else the Redis URL."""
+        return self.broker_url or self.redis_url
+
+    @property
+    def effective_read_database_url(self) -> str:
+        """Where list and stats queries go: the replica when configured."""
+        return self.read_database_url or self.database_url
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings, turning pydantic errors into ones that name the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
+            shown = error.get("input")
+            value = "" if field == "" or isinstance(shown, dict) else f" (got {shown!r})"
+            problems.append(f"{name}: {error['msg']}{value}")
+        raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()

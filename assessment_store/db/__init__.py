@@ -1,0 +1,1 @@
+"""Persistence: table definitions, engines, and the repository (the only SQL in the project)."""

@@ -1,0 +1,173 @@
+"""``subscribe``: the seed's assessment.* events, read from the audit table.
+
+Every change already writes an audit row in its own transaction, so the audit table
+is a durable, cross-process event log. A subscription polls it from a thread of its
+own (a slow handler delays only its own subscription). Ids are allocated before
+commit, so a row can become visible after a higher id: the poll re-reads a horizon
+of recent ids and remembers what it delivered, so late commits are not missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+import time
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Engine, RowMapping, text
+
+from assessment_store.inputs import InvalidInputError
+from assessment_store.states import AssessmentState
+
+logger = logging.getLogger("assessment_store.events")
+
+EVENT_TYPES = {
+    "create": "assessment.created",
+    "start": "assessment.started",
+    "progress": "assessment.progress",
+    "complete": "assessment.completed",
+    "fail": "assessment.failed",
+    "cancel": "assessment.cancelled",
+    "retry": "assessment.retried",
+}
+# How long a transaction may sit between taking an audit id and committing it
+# (statement_timeout bounds it); a gap older than this was a rollback.
+LATE_COMMIT_HORIZON_SECONDS = 90.0
+AUDIT_EVENT_COLUMNS = (
+    "id, assessment_id, event, old_state, new_state, version_to, changed_by, "
+    "change_reason, created_at"
+)
+POLL_BATCH = 1000
+
+
+class AssessmentEventMessage(BaseModel):
+    """One change of one assessment, as delivered to subscribers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: str
+    assessment_id: str
+    version: int
+    old_state: AssessmentState | None
+    new_state: AssessmentState
+    changed_by: str
+    reason: str
+    created_at: datetime
+
+
+EventHandler = Callable[[AssessmentEventMessage], None]
+
+
+class Subscription:
+    """A live subscription; :meth:`close` stops it and frees its thread."""
+
+    def __init__(
+        self, engine: Engine, event_types: frozenset[str], handler: EventHandler, interval: float
+    ) -> None:
+        self._engine = engine
+        self._event_types = event_types
+        self._handler = handler
+        self._interval = interval
+        self._stop = threading.Event()
+        with engine.connect() as conn:
+            self._max_seen = int(
+                conn.execute(text("SELECT coalesce(max(id), 0) FROM assessment_state_audit"))
+                .scalar_one()
+            )
+        # Ids skipped over so far (not yet committed, or rolled back) -> when first seen.
+        self._gaps: dict[int, float] = {}
+        self._thread = threading.Thread(target=self._run, name="assessment-events", daemon=True)
+        self._thread.start()
+
+    @property
+    def active(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop delivering; returns once the polling thread has ended."""
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while self._poll_once() and not self._stop.is_set():
+                    pass  # a full batch: more may be waiting
+            except Exception:
+                logger.warning("event_poll_failed", exc_info=True)
+            self._stop.wait(self._interval)
+
+    def _poll_once(self) -> bool:
+        """Deliver late commits and new rows; True when a full batch was read."""
+        with self._engine.connect() as conn:
+            late = []
+            if self._gaps:
+                late = list(
+                    conn.execute(
+                        text(f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
+                             "WHERE id = ANY(:ids) ORDER BY id"),
+                        {"ids": sorted(self._gaps)},
+                    ).mappings()
+                )
+            fresh = list(
+                conn.execute(
+                    text(f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
+                         "WHERE id > :after ORDER BY id LIMIT :n"),
+                    {"after": self._max_seen, "n": POLL_BATCH},
+                ).mappings()
+            )
+        now = time.monotonic()
+        for row in late:
+            del self._gaps[row["id"]]
+        for row in fresh:
+            self._gaps.update(dict.fromkeys(range(self._max_seen + 1, row["id"]), now))
+            self._max_seen = row["id"]
+        expired = now - LATE_COMMIT_HORIZON_SECONDS
+        self._gaps = {i: seen for i, seen in self._gaps.items() if seen > expired}
+        for row in [*late, *fresh]:
+            if self._stop.is_set():
+                break
+            event_type = EVENT_TYPES.get(row["event"], f"assessment.{row['event']}")
+            if event_type in self._event_types:
+                self._deliver(row, event_type)
+        return len(fresh) == POLL_BATCH
+
+    def _deliver(self, row: RowMapping, event_type: str) -> None:
+        message = AssessmentEventMessage(
+            type=event_type,
+            assessment_id=row["assessment_id"],
+            version=row["version_to"],
+            old_state=row["old_state"],
+            new_state=row["new_state"],
+            changed_by=row["changed_by"],
+            reason=row["change_reason"],
+            created_at=row["created_at"],
+        )
+        try:
+            self._handler(message)
+        except Exception:
+            logger.exception("event_handler_failed: %s %s", event_type, message.assessment_id)
+
+
+def subscribe_to_audit(
+    engine: Engine, event_types: Sequence[str], handler: EventHandler, interval: float
+) -> Subscription:
+    """Start a subscription to ``event_types`` (e.g. ``["assessment.completed"]``)."""
+    wanted = frozenset(event_types)
+    unknown = wanted - set(EVENT_TYPES.values())
+    if not wanted or unknown:
+        raise InvalidInputError(
+            "eventTypes", f"must be some of {sorted(EVENT_TYPES.values())}", sorted(unknown)
+        )
+    if not callable(handler):
+        raise InvalidInputError("handler", "must be callable", handler)
+    return Subscription(engine, wanted, handler, interval)

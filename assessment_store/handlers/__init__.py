@@ -1,0 +1,1 @@
+"""Assessment handlers (health, security, compliance) and the registry that finds them."""

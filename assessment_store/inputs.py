@@ -1,0 +1,84 @@
+"""Validation of plain arguments of the Python API (requests are pydantic models)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from assessment_store.errors import AssessmentStoreError
+
+MAX_MESSAGE_CHARS = 4000
+MAX_ERROR_CHARS = 20_000
+
+
+class InvalidInputError(AssessmentStoreError, ValueError):
+    """Raised when an argument is out of range or of the wrong kind; names the field."""
+
+    code = "VALIDATION_ERROR"
+    http_status = 422
+
+    def __init__(self, field: str, problem: str, value: object) -> None:
+        super().__init__(f"{field}: {problem} (got {value!r:.200})")
+        self.field = field
+
+
+def check_progress(progress: object) -> int:
+    """An integer percentage 0-100 (bools and fractions refused)."""
+    if isinstance(progress, bool) or not isinstance(progress, int | float):
+        raise InvalidInputError("progress", "must be a number from 0 to 100", progress)
+    if isinstance(progress, float) and (math.isnan(progress) or not progress.is_integer()):
+        raise InvalidInputError("progress", "must be a whole number from 0 to 100", progress)
+    if not 0 <= progress <= 100:
+        raise InvalidInputError("progress", "must be between 0 and 100", progress)
+    return int(progress)
+
+
+def check_text(field: str, value: object, *, max_chars: int, required: bool) -> str | None:
+    """Optional (or required) text of bounded length."""
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value.strip()):
+        raise InvalidInputError(field, "must be a non-empty string", value)
+    if len(value) > max_chars:
+        raise InvalidInputError(field, f"must be at most {max_chars} characters", len(value))
+    if "\x00" in value:
+        raise InvalidInputError(field, "must not contain NUL characters", value)
+    return value
+
+
+def check_result(result: object) -> dict[str, Any]:
+    """A JSON object (dict or pydantic model) to store as result_data."""
+    if isinstance(result, BaseModel):
+        result = result.model_dump(mode="json", by_alias=True)
+    if not isinstance(result, Mapping):
+        raise InvalidInputError("result", "must be a JSON object (a dict)", type(result).__name__)
+    try:
+        # Round-trip now so a value JSON cannot hold fails here, naming the field,
+        # instead of deep in the driver.
+        encoded = json.dumps(dict(result), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError("result", f"must be JSON-serialisable: {exc}", "...") from None
+    if "\\u0000" in encoded:
+        raise InvalidInputError("result", "must not contain NUL characters", "...")
+    decoded: dict[str, Any] = json.loads(encoded)
+    return decoded
+
+
+def check_positive(field: str, value: object) -> float:
+    """A finite number above zero."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInputError(field, "must be a finite number", value)
+    if value <= 0:
+        raise InvalidInputError(field, "must be above zero", value)
+    return float(value)
+
+
+def check_count(field: str, value: object) -> int:
+    """A non-negative integer."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(field, "must be a whole number >= 0", value)
+    return value

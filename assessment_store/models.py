@@ -1,0 +1,187 @@
+"""Pydantic models exchanged between layers: requests, records, pages, stats.
+
+Field names are snake_case in Python and the seed's camelCase on the wire
+(``by_alias``); both spellings are accepted on input. Models are frozen and every
+datetime is timezone-aware.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from assessment_store.states import AssessmentState
+
+ASSESSMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
+MAX_REQUEST_TIMEOUT_SECONDS = 86_400.0
+Source = Literal["installer", "compliance"]
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware (UTC)."""
+    return datetime.now(UTC)
+
+
+class WireModel(BaseModel):
+    """Base: camelCase aliases, snake_case accepted too, frozen, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        frozen=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+    )
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON-ready camelCase form used by the HTTP API and export."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+class AssessmentOptions(WireModel):
+    """How an assessment should run (the seed's options)."""
+
+    include_details: bool = False
+    generate_report: bool = False
+    save_results: bool = True
+    check_server_status: bool = True
+    validate_config: bool = False
+    check_compliance: bool = False
+    server_filter: list[str] | None = Field(default=None, max_length=1000)
+    deep_scan: bool = False
+    timeout: float | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
+
+
+class AssessmentRequest(WireModel):
+    """What a producer asks for. ``id`` is optional; supplying one makes creation idempotent."""
+
+    id: str | None = None
+    server_name: str | None = Field(default=None, min_length=1, max_length=1024)
+    assessment_type: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_.-]*$")
+    options: AssessmentOptions = Field(default_factory=AssessmentOptions)
+    timestamp: AwareDatetime = Field(default_factory=utc_now)
+    source: Source = "installer"
+    priority: int = Field(default=5, ge=1, le=10)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_url_safe(cls, value: str | None) -> str | None:
+        if value is not None and not ASSESSMENT_ID_PATTERN.match(value):
+            raise ValueError(
+                "must be 1-255 characters of letters, digits, '.', '_', ':' or '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    def identity(self) -> dict[str, Any]:
+        """What must match for a repeated create with the same id to be the same request.
+
+        ``timestamp`` is left out: a client that retries without one gets a fresh default.
+        """
+        return self.model_dump(mode="json", by_alias=True, exclude={"id", "timestamp"})
+
+
+class Assessment(WireModel):
+    """One assessment as stored: the current state of its row."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    assessment_id: str
+    state: AssessmentState
+    version: int
+    progress: int
+    message: str | None
+    priority: int
+    assessment_type: str
+    server_name: str | None
+    source: str
+    created_by: str
+    request_data: AssessmentRequest
+    result_data: dict[str, Any] | None
+    error_message: str | None
+    retry_count: int
+    next_retry_at: datetime | None
+    worker_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def is_finished(self) -> bool:
+        """Completed, cancelled, or failed with no automatic retry coming."""
+        if self.state in (AssessmentState.COMPLETED, AssessmentState.CANCELLED):
+            return True
+        return self.state is AssessmentState.FAILED and self.next_retry_at is None
+
+
+class AuditEntry(WireModel):
+    """One row of an assessment's audit chain: the change from one version to the next."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    assessment_id: str
+    event: str
+    old_state: AssessmentState | None
+    new_state: AssessmentState
+    version_from: int | None
+    version_to: int
+    changed_by: str
+    change_reason: str
+    created_at: datetime
+
+
+class AssessmentFilters(WireModel):
+    """Filters and keyset pagination for :meth:`AssessmentStore.list_assessments`."""
+
+    states: list[AssessmentState] | None = None
+    assessment_type: str | None = None
+    server_name: str | None = None
+    source: Source | None = None
+    created_by: str | None = None
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+    limit: int = Field(default=50, ge=1, le=1000)
+    cursor: str | None = Field(default=None, max_length=512)
+
+
+class AssessmentPage(WireModel):
+    """A page of assessments, newest first; ``next_cursor`` is None on the last page."""
+
+    items: list[Assessment]
+    next_cursor: str | None
+
+
+class AssessmentStats(WireModel):
+    """Counts and rates over the store (the seed's AssessmentMetrics)."""
+
+    counts_by_state: dict[AssessmentState, int]
+    total: int
+    active: int
+    dead_letters: int
+    window_seconds: int
+    throughput_per_minute: float
+    average_processing_seconds: float | None
+    error_rate: float
+
+
+class ComponentHealth(WireModel):
+    """Whether one dependency answered, and how fast."""
+
+    ok: bool
+    latency_ms: float | None = None
+    detail: str | None = None
+
+
+class HealthStatus(WireModel):
+    """The store's view of its dependencies."""
+
+    healthy: bool
+    components: dict[str, ComponentHealth]
+    checked_at: datetime

@@ -1,0 +1,52 @@
+"""Read-side use cases: list pages and stats, shaped from repository rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection
+
+from assessment_store.db import repository
+from assessment_store.models import Assessment, AssessmentFilters, AssessmentPage, AssessmentStats
+from assessment_store.pagination import decode_cursor, encode_cursor
+from assessment_store.states import AssessmentState
+
+
+def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None) -> AssessmentPage:
+    """One page of :func:`repository.list_assessments`; ``owner`` overrides created_by."""
+    query = repository.ListQuery(
+        states=[state.value for state in filters.states] if filters.states else None,
+        assessment_type=filters.assessment_type,
+        server_name=filters.server_name,
+        source=filters.source,
+        created_by=owner if owner is not None else filters.created_by,
+        created_after=filters.created_after,
+        created_before=filters.created_before,
+        after=decode_cursor(filters.cursor) if filters.cursor else None,
+        limit=filters.limit,
+    )
+    rows = repository.list_assessments(conn, query)
+    items = [Assessment.model_validate(dict(row)) for row in rows[: filters.limit]]
+    next_cursor = None
+    if len(rows) > filters.limit:
+        last = items[-1]
+        next_cursor = encode_cursor(last.created_at, last.assessment_id)
+    return AssessmentPage(items=items, next_cursor=next_cursor)
+
+
+def stats(conn: Connection, *, window_seconds: int, owner: str | None) -> AssessmentStats:
+    """Counts by state and rates over the last ``window_seconds``."""
+    row = repository.fetch_stats(conn, window_seconds=window_seconds, created_by=owner)
+    counts = {state: int(row[state.value]) for state in AssessmentState}
+    recent_completed = int(row["recent_completed"])
+    recent_failed = int(row["recent_failed"])
+    recent_finished = recent_completed + recent_failed
+    average = row["recent_average_seconds"]
+    return AssessmentStats(
+        counts_by_state=counts,
+        total=sum(counts.values()),
+        active=counts[AssessmentState.PENDING] + counts[AssessmentState.PROCESSING],
+        dead_letters=int(row["dead_letters"]),
+        window_seconds=window_seconds,
+        throughput_per_minute=recent_completed * 60.0 / window_seconds,
+        average_processing_seconds=None if average is None else float(average),
+        error_rate=(recent_failed / recent_finished) if recent_finished else 0.0,
+    )

@@ -1,0 +1,525 @@
+"""The use cases of the store: load -> next_state -> compare-and-set with audit -> publish.
+
+:class:`AssessmentStore` owns transactions; the repository owns SQL; the state machine
+owns the rules. Every change of an assessment goes through :meth:`_transition`, so
+each version gets exactly one audit row in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, RowMapping
+
+from assessment_store import health, queries
+from assessment_store.backoff import retry_delay_seconds
+from assessment_store.config import Settings, get_settings
+from assessment_store.db import repository
+from assessment_store.db.engine import Engines
+from assessment_store.db.errors import translated_db_errors
+from assessment_store.dispatch import DispatchItem, Dispatcher, NullDispatcher
+from assessment_store.errors import (
+    AssessmentConflictError,
+    AssessmentNotFoundError,
+    AssessmentTimeoutError,
+    InvalidStateTransitionError,
+    UnknownAssessmentTypeError,
+    VersionConflictError,
+)
+from assessment_store.events import EventHandler, Subscription, subscribe_to_audit
+from assessment_store.handlers.registry import HandlerRegistry
+from assessment_store.inputs import (
+    MAX_ERROR_CHARS,
+    MAX_MESSAGE_CHARS,
+    check_count,
+    check_positive,
+    check_progress,
+    check_result,
+    check_text,
+)
+from assessment_store.models import (
+    Assessment,
+    AssessmentFilters,
+    AssessmentPage,
+    AssessmentRequest,
+    AssessmentStats,
+    AuditEntry,
+    HealthStatus,
+)
+from assessment_store.states import AssessmentEvent, AssessmentState, is_allowed, target_of
+
+logger = logging.getLogger("assessment_store.service")
+
+SYSTEM_ACTOR = "system"
+RETRY_BATCH_SIZE = 1000
+WAIT_POLL_FIRST_SECONDS = 0.02
+WAIT_POLL_MAX_SECONDS = 0.5
+
+ValuesFor = Callable[[RowMapping], Mapping[str, object]]
+ProgressCallback = Callable[[int], None]
+
+
+def to_assessment(row: RowMapping) -> Assessment:
+    """A repository row as the public model."""
+    return Assessment.model_validate(dict(row))
+
+
+class AssessmentStore:
+    """The durable assessment store (SPEC section 5)."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        engines: Engines | None = None,
+        dispatcher: Dispatcher | None = None,
+        handlers: HandlerRegistry | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.engines = engines or Engines(self.settings)
+        self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
+        self.handlers = handlers or HandlerRegistry.from_setting(self.settings.handlers)
+
+    # -- plumbing ---------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with translated_db_errors(), self.engines.primary.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with translated_db_errors(), self.engines.read.connect() as conn:
+            yield conn
+
+    def _publish(self, items: Sequence[DispatchItem]) -> None:
+        """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps)."""
+        if not items:
+            return
+        try:
+            self.dispatcher.dispatch(items)
+        except Exception:
+            logger.warning(
+                "dispatch_failed: %d assessment(s) stay pending until re-dispatch",
+                len(items),
+                exc_info=True,
+            )
+
+    def close(self) -> None:
+        """Release this process's database connections."""
+        self.engines.dispose()
+
+    # -- creation ---------------------------------------------------------------
+
+    def create_assessment(
+        self, request: AssessmentRequest | Mapping[str, Any], *, created_by: str = SYSTEM_ACTOR
+    ) -> str:
+        """Store a new pending assessment and publish it; returns its id.
+
+        With a client-supplied ``id`` the call is idempotent: repeating the same request
+        returns the same id; a different request under that id is AssessmentConflictError.
+        """
+        return self.batch_create_assessments([request], created_by=created_by)[0]
+
+    def batch_create_assessments(
+        self,
+        requests: Sequence[AssessmentRequest | Mapping[str, Any]],
+        *,
+        created_by: str = SYSTEM_ACTOR,
+    ) -> list[str]:
+        """Create many assessments in one transaction (all or none); ids in input order."""
+        parsed = [
+            r if isinstance(r, AssessmentRequest) else AssessmentRequest.model_validate(r)
+            for r in requests
+        ]
+        check_text("createdBy", created_by, max_chars=255, required=True)
+        rows = self._new_rows(parsed, created_by)
+        if not rows:
+            return []
+        unique_rows = list({row.assessment_id: row for row in rows}.values())
+        with self._transaction() as conn:
+            inserted = repository.insert_assessments(conn, unique_rows)
+            repeated = [row for row in unique_rows if row.assessment_id not in inserted]
+            if repeated:
+                self._check_idempotent_repeats(conn, repeated)
+        self._publish(
+            [
+                DispatchItem(row.assessment_id, row.priority)
+                for row in unique_rows
+                if row.assessment_id in inserted
+            ]
+        )
+        return [row.assessment_id for row in rows]
+
+    def _new_rows(
+        self, requests: Sequence[AssessmentRequest], created_by: str
+    ) -> list[repository.NewAssessment]:
+        rows: list[repository.NewAssessment] = []
+        seen: dict[str, dict[str, Any]] = {}
+        for request in requests:
+            if request.assessment_type not in self.handlers:
+                raise UnknownAssessmentTypeError(request.assessment_type, self.handlers.types())
+            assessment_id = request.id or str(uuid.uuid4())
+            identity = request.identity()
+            if seen.setdefault(assessment_id, identity) != identity:
+                raise AssessmentConflictError(assessment_id)
+            stored = request.model_copy(update={"id": assessment_id})
+            rows.append(
+                repository.NewAssessment(
+                    assessment_id=assessment_id,
+                    request_data=stored.to_wire(),
+                    priority=request.priority,
+                    assessment_type=request.assessment_type,
+                    server_name=request.server_name,
+                    source=request.source,
+                    created_by=created_by,
+                )
+            )
+        return rows
+
+    @staticmethod
+    def _check_idempotent_repeats(
+        conn: Connection, repeated: Sequence[repository.NewAssessment]
+    ) -> None:
+        existing = repository.fetch_identities(conn, [row.assessment_id for row in repeated])
+        for row in repeated:
+            owner, stored = existing[row.assessment_id]
+            same_request = (
+                AssessmentRequest.model_validate(stored).identity()
+                == AssessmentRequest.model_validate(row.request_data).identity()
+            )
+            if owner != row.created_by or not same_request:
+                raise AssessmentConflictError(row.assessment_id)
+
+    # -- reading ----------------------------------------------------------------
+
+    def get_state(self, assessment_id: str, *, owner: str | None = None) -> Assessment:
+        """The current state; ``owner`` limits the lookup to that creator's assessments."""
+        with self._read_primary() as conn:
+            row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
+        if row is None:
+            raise AssessmentNotFoundError(assessment_id)
+        return to_assessment(row)
+
+    @contextmanager
+    def _read_primary(self) -> Iterator[Connection]:
+        # Single reads go to the primary: a caller that just wrote must see its write.
+        with translated_db_errors(), self.engines.primary.connect() as conn:
+            yield conn
+
+    def wait_for_completion(
+        self, assessment_id: str, timeout: float = 30.0, *, owner: str | None = None
+    ) -> Assessment:
+        """Block until the assessment is finished (completed, cancelled, or failed with no
+        retry coming); AssessmentTimeoutError after ``timeout`` seconds."""
+        timeout = check_positive("timeout", timeout)
+        deadline = time.monotonic() + timeout
+        interval = WAIT_POLL_FIRST_SECONDS
+        while True:
+            current = self.get_state(assessment_id, owner=owner)
+            if current.is_finished:
+                return current
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssessmentTimeoutError(assessment_id, timeout, current.state.value)
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 2, WAIT_POLL_MAX_SECONDS)
+
+    def list_assessments(
+        self, filters: AssessmentFilters | None = None, *, owner: str | None = None
+    ) -> AssessmentPage:
+        """A page of assessments, newest first, with keyset pagination."""
+        with self._read() as conn:
+            return queries.list_page(conn, filters or AssessmentFilters(), owner=owner)
+
+    def get_assessment_stats(
+        self, *, owner: str | None = None, window_seconds: int = 300
+    ) -> AssessmentStats:
+        """Counts by state, throughput, average processing time, error rate, dead letters."""
+        window_seconds = check_count("windowSeconds", window_seconds) or 1
+        with self._read() as conn:
+            return queries.stats(conn, window_seconds=window_seconds, owner=owner)
+
+    def get_audit_trail(self, assessment_id: str, *, owner: str | None = None) -> list[AuditEntry]:
+        """Every change of the assessment, oldest first."""
+        with self._read_primary() as conn:
+            if repository.fetch_assessment(conn, assessment_id, created_by=owner) is None:
+                raise AssessmentNotFoundError(assessment_id)
+            rows = repository.fetch_audit_trail(conn, assessment_id)
+        return [AuditEntry.model_validate(dict(row)) for row in rows]
+
+    def get_health_status(self) -> HealthStatus:
+        """Whether PostgreSQL and Redis answer, with latencies."""
+        return health.check(self.engines.primary, self.settings.redis_url)
+
+    def subscribe(
+        self,
+        event_types: Sequence[str],
+        handler: EventHandler,
+        *,
+        poll_interval_seconds: float = 0.2,
+    ) -> Subscription:
+        """Call ``handler`` for every ``assessment.*`` event of the given types, from any
+        process, until the returned subscription is closed."""
+        return subscribe_to_audit(
+            self.engines.primary, event_types, handler, poll_interval_seconds
+        )
+
+    # -- changes ----------------------------------------------------------------
+
+    def _transition(
+        self,
+        assessment_id: str,
+        event: AssessmentEvent,
+        values_for: ValuesFor,
+        *,
+        changed_by: str,
+        reason: str,
+        expected_version: int | None,
+        owner: str | None = None,
+        after: Callable[[Connection, RowMapping], None] | None = None,
+    ) -> Assessment:
+        """The one path for every change: read, check, compare-and-set with audit."""
+        with self._transaction() as conn:
+            row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
+            if row is None:
+                raise AssessmentNotFoundError(assessment_id)
+            current = AssessmentState(row["state"])
+            if expected_version is not None and row["version"] != expected_version:
+                raise VersionConflictError(assessment_id, expected_version, row["version"])
+            if not is_allowed(current, event):
+                raise InvalidStateTransitionError(assessment_id, current, target_of(event))
+            change = repository.Change(
+                assessment_id=assessment_id,
+                expected_version=row["version"],
+                expected_state=current,
+                event=event,
+                values={"state": target_of(event), **values_for(row)},
+                changed_by=changed_by,
+                change_reason=reason,
+            )
+            changed = repository.compare_and_set(conn, change)
+            if changed is None:
+                raise self._explain_lost_race(conn, assessment_id, event, row["version"])
+            if after is not None:
+                after(conn, changed)
+        return to_assessment(changed)
+
+    @staticmethod
+    def _explain_lost_race(
+        conn: Connection, assessment_id: str, event: AssessmentEvent, read_version: int
+    ) -> Exception:
+        """Someone changed the row between our read and our write: say what it became."""
+        fresh = repository.fetch_assessment(conn, assessment_id)
+        if fresh is None:
+            return AssessmentNotFoundError(assessment_id)
+        state = AssessmentState(fresh["state"])
+        if not is_allowed(state, event):
+            return InvalidStateTransitionError(assessment_id, state, target_of(event))
+        return VersionConflictError(assessment_id, read_version, fresh["version"])
+
+    def start_processing(
+        self, assessment_id: str, worker_id: str, *, expected_version: int | None = None
+    ) -> Assessment:
+        """Claim a pending assessment for ``worker_id`` (pending -> processing) with a lease."""
+        worker_id = check_text("workerId", worker_id, max_chars=255, required=True) or ""
+        lease_seconds = self.settings.lease_seconds
+        return self._transition(
+            assessment_id,
+            AssessmentEvent.START,
+            lambda row: {
+                "worker_id": worker_id,
+                "started_at": repository.NOW,
+                "progress": 0,
+                "message": None,
+            },
+            changed_by=worker_id,
+            reason=f"claimed by {worker_id}",
+            expected_version=expected_version,
+            after=lambda conn, row: repository.upsert_lease(
+                conn, assessment_id, worker_id, lease_seconds
+            ),
+        )
+
+    def update_progress(
+        self,
+        assessment_id: str,
+        progress: int,
+        message: str | None = None,
+        *,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Record progress (0-100) of a processing assessment; audited like any change."""
+        percent = check_progress(progress)
+        text = check_text("message", message, max_chars=MAX_MESSAGE_CHARS, required=False)
+        return self._transition(
+            assessment_id,
+            AssessmentEvent.PROGRESS,
+            lambda row: {"progress": percent, "message": text},
+            changed_by=changed_by or SYSTEM_ACTOR,
+            reason=f"progress {percent}%" + (f": {text}" if text else ""),
+            expected_version=expected_version,
+        )
+
+    def complete_assessment(
+        self,
+        assessment_id: str,
+        result: Mapping[str, Any] | Any,
+        *,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Finish a processing assessment successfully with ``result`` as result_data."""
+        result_data = check_result(result)
+        return self._transition(
+            assessment_id,
+            AssessmentEvent.COMPLETE,
+            lambda row: {"result_data": result_data, "progress": 100, "completed_at": repository.NOW},
+            changed_by=changed_by or SYSTEM_ACTOR,
+            reason="completed",
+            expected_version=expected_version,
+            after=lambda conn, row: repository.clear_lease(conn, assessment_id),
+        )
+
+    def fail_assessment(
+        self,
+        assessment_id: str,
+        error: str,
+        *,
+        permanent: bool = False,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Fail the running attempt. While retries remain (and the failure is not
+        ``permanent``) ``next_retry_at`` is set with exponential backoff and jitter."""
+        error_text = check_text("error", error, max_chars=MAX_ERROR_CHARS, required=True) or ""
+
+        def values_for(row: RowMapping) -> Mapping[str, object]:
+            retries_left = not permanent and row["retry_count"] < self.settings.max_retries
+            next_retry_at = None
+            if retries_left:
+                delay = retry_delay_seconds(
+                    row["retry_count"],
+                    self.settings.retry_backoff_seconds,
+                    self.settings.retry_backoff_max_seconds,
+                )
+                next_retry_at = datetime.now(UTC) + timedelta(seconds=delay)
+            return {
+                "error_message": error_text,
+                "completed_at": repository.NOW,
+                "next_retry_at": next_retry_at,
+            }
+
+        kind = "permanent failure" if permanent else "failed"
+        return self._transition(
+            assessment_id,
+            AssessmentEvent.FAIL,
+            values_for,
+            changed_by=changed_by or SYSTEM_ACTOR,
+            reason=f"{kind}: {error_text}",
+            expected_version=expected_version,
+            after=lambda conn, row: repository.clear_lease(conn, assessment_id),
+        )
+
+    def cancel_assessment(
+        self,
+        assessment_id: str,
+        reason: str | None = None,
+        *,
+        owner: str | None = None,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Cancel a pending or processing assessment; a running handler stops at its next
+        progress report and its result is discarded."""
+        text = check_text("reason", reason, max_chars=MAX_MESSAGE_CHARS, required=False)
+        return self._transition(
+            assessment_id,
+            AssessmentEvent.CANCEL,
+            lambda row: {"message": text, "completed_at": repository.NOW},
+            changed_by=changed_by or owner or SYSTEM_ACTOR,
+            reason="cancelled" + (f": {text}" if text else ""),
+            expected_version=expected_version,
+            owner=owner,
+            after=lambda conn, row: repository.clear_lease(conn, assessment_id),
+        )
+
+    # -- batch maintenance ------------------------------------------------------
+
+    def batch_retry_failed_assessments(
+        self, max_retries: int | None = None, *, progress: ProgressCallback | None = None
+    ) -> list[str]:
+        """Put every failed assessment with ``retry_count < max_retries`` back to pending
+        now (ignoring its backoff), in batches; returns the ids retried."""
+        limit = self.settings.max_retries if max_retries is None else max_retries
+        check_count("maxRetries", limit)
+        return self._retry(max_retries=limit, due_only=False, progress=progress)
+
+    def retry_due_assessments(self, *, max_batches: int | None = None) -> list[str]:
+        """The scheduled retry: failed assessments whose next_retry_at has passed."""
+        return self._retry(
+            max_retries=self.settings.max_retries, due_only=True, max_batches=max_batches
+        )
+
+    def _retry(
+        self,
+        *,
+        max_retries: int,
+        due_only: bool,
+        progress: ProgressCallback | None = None,
+        max_batches: int | None = None,
+    ) -> list[str]:
+        retried: list[str] = []
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            with self._transaction() as conn:
+                rows = repository.retry_failed(
+                    conn,
+                    max_retries=max_retries,
+                    due_only=due_only,
+                    limit=RETRY_BATCH_SIZE,
+                    changed_by=SYSTEM_ACTOR,
+                    change_reason="scheduled retry" if due_only else "batch retry",
+                )
+            self._publish([DispatchItem(r["assessment_id"], r["priority"]) for r in rows])
+            retried.extend(r["assessment_id"] for r in rows)
+            if progress is not None:
+                progress(len(retried))
+            if len(rows) < RETRY_BATCH_SIZE:
+                break
+        return retried
+
+    def cleanup_old_assessments(
+        self,
+        retention_days: float | None = None,
+        *,
+        batch_size: int | None = None,
+        max_batches: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> int:
+        """Delete finished assessments (and their audit rows) older than ``retention_days``,
+        in short transactions of ``batch_size`` rows; returns how many were deleted."""
+        days = self.settings.retention_days if retention_days is None else retention_days
+        days = check_positive("retentionDays", days)
+        size = check_count("batchSize", batch_size or self.settings.cleanup_batch_size) or 1
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        deleted = 0
+        batches = 0
+        while max_batches is None or batches < max_batches:
+            batches += 1
+            with self._transaction() as conn:
+                count, _audit_rows = repository.delete_finished_before(conn, cutoff, size)
+            deleted += count
+            if progress is not None:
+                progress(deleted)
+            if count < size:
+                break
+        return deleted
