@@ -43,8 +43,7 @@ class AssessmentTimeoutError(AssessmentStoreError):
 
     def __init__(self, assessment_id: str, timeout_seconds: float, state: str) -> None:
         super().__init__(
-            f"assessment {assessment_id!r} not finished after {timeout_seconds:g}s "
-            f"(still {state})"
+            f"assessment {assessment_id!r} not finished after {timeout_seconds:g}s (still {state})"
         )
         self.assessment_id = assessment_id
         self.timeout_seconds = timeout_seconds
@@ -58,9 +57,7 @@ class InvalidStateTransitionError(AssessmentStoreError):
     http_status = 409
 
     def __init__(self, assessment_id: str, from_state: str, to_state: str) -> None:
-        super().__init__(
-            f"assessment {assessment_id!r} cannot go from {from_state} to {to_state}"
-        )
+        super().__init__(f"assessment {assessment_id!r} cannot go from {from_state} to {to_state}")
         self.assessment_id = assessment_id
         self.from_state = from_state
         self.to_state = to_state
@@ -72,7 +69,9 @@ class VersionConflictError(AssessmentStoreError):
     code = "VERSION_CONFLICT"
     http_status = 409
 
-    def __init__(self, assessment_id: str, expected_version: int, actual_version: int | None) -> None:
+    def __init__(
+        self, assessment_id: str, expected_version: int, actual_version: int | None
+    ) -> None:
         actual = "unknown" if actual_version is None else str(actual_version)
         super().__init__(
             f"assessment {assessment_id!r} is at version {actual}, "

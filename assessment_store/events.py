@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
 import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -73,8 +73,9 @@ class Subscription:
         self._stop = threading.Event()
         with engine.connect() as conn:
             self._max_seen = int(
-                conn.execute(text("SELECT coalesce(max(id), 0) FROM assessment_state_audit"))
-                .scalar_one()
+                conn.execute(
+                    text("SELECT coalesce(max(id), 0) FROM assessment_state_audit")
+                ).scalar_one()
             )
         # Ids skipped over so far (not yet committed, or rolled back) -> when first seen.
         self._gaps: dict[int, float] = {}
@@ -113,15 +114,19 @@ class Subscription:
             if self._gaps:
                 late = list(
                     conn.execute(
-                        text(f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
-                             "WHERE id = ANY(:ids) ORDER BY id"),
+                        text(
+                            f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
+                            "WHERE id = ANY(:ids) ORDER BY id"
+                        ),
                         {"ids": sorted(self._gaps)},
                     ).mappings()
                 )
             fresh = list(
                 conn.execute(
-                    text(f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
-                         "WHERE id > :after ORDER BY id LIMIT :n"),
+                    text(
+                        f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
+                        "WHERE id > :after ORDER BY id LIMIT :n"
+                    ),
                     {"after": self._max_seen, "n": POLL_BATCH},
                 ).mappings()
             )

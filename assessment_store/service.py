@@ -23,7 +23,7 @@ from assessment_store.config import Settings, get_settings
 from assessment_store.db import repository
 from assessment_store.db.engine import Engines
 from assessment_store.db.errors import translated_db_errors
-from assessment_store.dispatch import DispatchItem, Dispatcher, NullDispatcher
+from assessment_store.dispatch import Dispatcher, DispatchItem, NullDispatcher
 from assessment_store.errors import (
     AssessmentConflictError,
     AssessmentNotFoundError,
@@ -267,9 +267,7 @@ class AssessmentStore:
     ) -> Subscription:
         """Call ``handler`` for every ``assessment.*`` event of the given types, from any
         process, until the returned subscription is closed."""
-        return subscribe_to_audit(
-            self.engines.primary, event_types, handler, poll_interval_seconds
-        )
+        return subscribe_to_audit(self.engines.primary, event_types, handler, poll_interval_seconds)
 
     # -- changes ----------------------------------------------------------------
 
@@ -381,7 +379,11 @@ class AssessmentStore:
         return self._transition(
             assessment_id,
             AssessmentEvent.COMPLETE,
-            lambda row: {"result_data": result_data, "progress": 100, "completed_at": repository.NOW},
+            lambda row: {
+                "result_data": result_data,
+                "progress": 100,
+                "completed_at": repository.NOW,
+            },
             changed_by=changed_by or SYSTEM_ACTOR,
             reason="completed",
             expected_version=expected_version,

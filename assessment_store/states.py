@@ -54,7 +54,7 @@ TERMINAL_STATES: frozenset[AssessmentState] = frozenset(
 )
 
 
-class TransitionRefused(Exception):
+class TransitionRefusedError(Exception):
     """Raised by :func:`next_state` when the table has no entry for (state, event)."""
 
     def __init__(self, state: AssessmentState | None, event: AssessmentEvent) -> None:
@@ -64,11 +64,11 @@ class TransitionRefused(Exception):
 
 
 def next_state(state: AssessmentState | None, event: AssessmentEvent) -> AssessmentState:
-    """The state after ``event`` happens in ``state``, or TransitionRefused."""
+    """The state after ``event`` happens in ``state``, or TransitionRefusedError."""
     try:
         return TRANSITIONS[(state, event)]
     except KeyError:
-        raise TransitionRefused(state, event) from None
+        raise TransitionRefusedError(state, event) from None
 
 
 def is_allowed(state: AssessmentState | None, event: AssessmentEvent) -> bool:

@@ -355,9 +355,7 @@ def list_assessments(conn: Connection, query: ListQuery) -> list[RowMapping]:
     return list(conn.execute(text(sql), params).mappings())
 
 
-def fetch_stats(
-    conn: Connection, *, window_seconds: int, created_by: str | None
-) -> RowMapping:
+def fetch_stats(conn: Connection, *, window_seconds: int, created_by: str | None) -> RowMapping:
     """Counts by state, and completions, failures and run time within the window."""
     owner = "WHERE created_by = :created_by" if created_by is not None else ""
     return (
@@ -391,7 +389,9 @@ def fetch_stats(
     )
 
 
-def upsert_lease(conn: Connection, assessment_id: str, worker_id: str, lease_seconds: float) -> None:
+def upsert_lease(
+    conn: Connection, assessment_id: str, worker_id: str, lease_seconds: float
+) -> None:
     """Give ``worker_id`` the lease on a running attempt until now + lease_seconds."""
     conn.execute(
         text(

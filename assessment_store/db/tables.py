@@ -130,15 +130,11 @@ assessment_state_audit = Table(
     Column("change_reason", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=NOW),
     UniqueConstraint("assessment_id", "version_to"),
-    CheckConstraint(
-        "version_to = COALESCE(version_from, 0) + 1", name="version_step_is_one"
-    ),
+    CheckConstraint("version_to = COALESCE(version_from, 0) + 1", name="version_step_is_one"),
     CheckConstraint(
         "(version_from IS NULL) = (old_state IS NULL)", name="first_row_has_no_old_state"
     ),
-    CheckConstraint(
-        "old_state IS NOT NULL OR new_state = 'pending'", name="chain_starts_pending"
-    ),
+    CheckConstraint("old_state IS NOT NULL OR new_state = 'pending'", name="chain_starts_pending"),
 )
 
 # Operational bookkeeping that is not part of an assessment's versioned state: a

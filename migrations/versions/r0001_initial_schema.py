@@ -52,33 +52,33 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("assessment_id", name="pk_assessment_states"),
         sa.CheckConstraint(
             "char_length(assessment_id) BETWEEN 1 AND 255",
-            name="ck_assessment_states_assessment_id_length",
+            name=op.f("ck_assessment_states_assessment_id_length"),
         ),
-        sa.CheckConstraint("version >= 1", name="ck_assessment_states_version_positive"),
+        sa.CheckConstraint("version >= 1", name=op.f("ck_assessment_states_version_positive")),
         sa.CheckConstraint(
-            "progress BETWEEN 0 AND 100", name="ck_assessment_states_progress_range"
-        ),
-        sa.CheckConstraint(
-            "priority BETWEEN 1 AND 10", name="ck_assessment_states_priority_range"
+            "progress BETWEEN 0 AND 100", name=op.f("ck_assessment_states_progress_range")
         ),
         sa.CheckConstraint(
-            "retry_count >= 0", name="ck_assessment_states_retry_count_non_negative"
+            "priority BETWEEN 1 AND 10", name=op.f("ck_assessment_states_priority_range")
+        ),
+        sa.CheckConstraint(
+            "retry_count >= 0", name=op.f("ck_assessment_states_retry_count_non_negative")
         ),
         sa.CheckConstraint(
             "jsonb_typeof(request_data) = 'object'",
-            name="ck_assessment_states_request_data_object",
+            name=op.f("ck_assessment_states_request_data_object"),
         ),
         sa.CheckConstraint(
             "(completed_at IS NOT NULL) = (state IN ('completed', 'failed', 'cancelled'))",
-            name="ck_assessment_states_completed_at_iff_finished",
+            name=op.f("ck_assessment_states_completed_at_iff_finished"),
         ),
         sa.CheckConstraint(
             "next_retry_at IS NULL OR state = 'failed'",
-            name="ck_assessment_states_next_retry_only_when_failed",
+            name=op.f("ck_assessment_states_next_retry_only_when_failed"),
         ),
         sa.CheckConstraint(
             "started_at IS NOT NULL OR state NOT IN ('processing', 'completed')",
-            name="ck_assessment_states_started_at_when_run",
+            name=op.f("ck_assessment_states_started_at_when_run"),
         ),
     )
     op.create_index(
@@ -148,15 +148,15 @@ def upgrade() -> None:
         ),
         sa.CheckConstraint(
             "version_to = COALESCE(version_from, 0) + 1",
-            name="ck_assessment_state_audit_version_step_is_one",
+            name=op.f("ck_assessment_state_audit_version_step_is_one"),
         ),
         sa.CheckConstraint(
             "(version_from IS NULL) = (old_state IS NULL)",
-            name="ck_assessment_state_audit_first_row_has_no_old_state",
+            name=op.f("ck_assessment_state_audit_first_row_has_no_old_state"),
         ),
         sa.CheckConstraint(
             "old_state IS NOT NULL OR new_state = 'pending'",
-            name="ck_assessment_state_audit_chain_starts_pending",
+            name=op.f("ck_assessment_state_audit_chain_starts_pending"),
         ),
     )
 
@@ -176,7 +176,7 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.CheckConstraint(
-            "dispatch_count >= 0", name="ck_assessment_leases_dispatch_count_non_negative"
+            "dispatch_count >= 0", name=op.f("ck_assessment_leases_dispatch_count_non_negative")
         ),
     )
     op.create_index(
