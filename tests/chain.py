@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from sqlalchemy import Connection, text
 
 FINISHED = {"completed", "failed", "cancelled"}
@@ -44,10 +46,13 @@ def audit_chain_problems(conn: Connection, assessment_id: str | None = None) -> 
             continue
         first = chain[0]
         if (first["old_state"], first["new_state"], first["version_from"], first["version_to"]) != (
-            None, "pending", None, 1,
+            None,
+            "pending",
+            None,
+            1,
         ):
             problems.append(f"{aid}: chain does not start (NULL -> pending, 1): {first}")
-        for before, after in zip(chain, chain[1:], strict=False):
+        for before, after in itertools.pairwise(chain):
             if after["version_from"] != before["version_to"]:
                 problems.append(f"{aid}: gap {before['version_to']} -> {after['version_from']}")
             if after["old_state"] != before["new_state"]:

@@ -29,8 +29,9 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Refuse to run without the real services: a missing one fails the whole run."""
     settings = _base_settings()
     problems = []
-    engine = create_engine(settings.database_url, poolclass=pool.NullPool,
-                           connect_args={"connect_timeout": 5})
+    engine = create_engine(
+        settings.database_url, poolclass=pool.NullPool, connect_args={"connect_timeout": 5}
+    )
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))

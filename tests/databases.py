@@ -36,8 +36,9 @@ def url_for(base_url: str, database: str) -> str:
 @contextmanager
 def admin_connection(base_url: str) -> Iterator[object]:
     """An autocommit connection to the server's ``postgres`` database."""
-    engine = create_engine(url_for(base_url, "postgres"), poolclass=pool.NullPool,
-                           isolation_level="AUTOCOMMIT")
+    engine = create_engine(
+        url_for(base_url, "postgres"), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
     try:
         with engine.connect() as conn:
             yield conn

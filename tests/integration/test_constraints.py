@@ -15,8 +15,15 @@ INSERT = (
     "CAST(:next_retry_at AS timestamptz))"
 )
 VALID = {
-    "id": "ok-1", "state": "pending", "version": 1, "request": "{}", "priority": 5,
-    "progress": 0, "retry_count": 0, "completed_at": None, "started_at": None,
+    "id": "ok-1",
+    "state": "pending",
+    "version": 1,
+    "request": "{}",
+    "priority": 5,
+    "progress": 0,
+    "retry_count": 0,
+    "completed_at": None,
+    "started_at": None,
     "next_retry_at": None,
 }
 
@@ -42,10 +49,18 @@ def test_a_valid_row_is_accepted(raw_conn: Connection) -> None:
         ({"retry_count": -1}, "ck_assessment_states_retry_count_non_negative"),
         ({"request": "[1, 2]"}, "ck_assessment_states_request_data_object"),
         ({"id": ""}, "ck_assessment_states_assessment_id_length"),
-        ({"state": "completed", "started_at": "2026-01-01T00:00:00Z"},
-         "ck_assessment_states_completed_at_iff_finished"),
-        ({"completed_at": "2026-01-01T00:00:00Z"}, "ck_assessment_states_completed_at_iff_finished"),
-        ({"next_retry_at": "2026-01-01T00:00:00Z"}, "ck_assessment_states_next_retry_only_when_failed"),
+        (
+            {"state": "completed", "started_at": "2026-01-01T00:00:00Z"},
+            "ck_assessment_states_completed_at_iff_finished",
+        ),
+        (
+            {"completed_at": "2026-01-01T00:00:00Z"},
+            "ck_assessment_states_completed_at_iff_finished",
+        ),
+        (
+            {"next_retry_at": "2026-01-01T00:00:00Z"},
+            "ck_assessment_states_next_retry_only_when_failed",
+        ),
         ({"state": "processing"}, "ck_assessment_states_started_at_when_run"),
     ],
 )
@@ -79,14 +94,22 @@ AUDIT = (
 @pytest.mark.parametrize(
     ("row", "constraint"),
     [
-        ({"old": "pending", "new": "processing", "vf": 1, "vt": 3},
-         "ck_assessment_state_audit_version_step_is_one"),
-        ({"old": None, "new": "pending", "vf": 1, "vt": 2},
-         "ck_assessment_state_audit_first_row_has_no_old_state"),
-        ({"old": None, "new": "completed", "vf": None, "vt": 1},
-         "ck_assessment_state_audit_chain_starts_pending"),
-        ({"old": None, "new": "pending", "vf": None, "vt": 1},
-         "uq_assessment_state_audit_assessment_id_version_to"),
+        (
+            {"old": "pending", "new": "processing", "vf": 1, "vt": 3},
+            "ck_assessment_state_audit_version_step_is_one",
+        ),
+        (
+            {"old": None, "new": "pending", "vf": 1, "vt": 2},
+            "ck_assessment_state_audit_first_row_has_no_old_state",
+        ),
+        (
+            {"old": None, "new": "completed", "vf": None, "vt": 1},
+            "ck_assessment_state_audit_chain_starts_pending",
+        ),
+        (
+            {"old": None, "new": "pending", "vf": None, "vt": 1},
+            "uq_assessment_state_audit_assessment_id_version_to",
+        ),
     ],
 )
 def test_the_audit_table_refuses_rows_that_would_break_the_chain(

@@ -29,7 +29,10 @@ def test_a_new_assessment_is_pending_at_version_one_with_its_first_audit_row(
     assessment_id = store.create_assessment(request(priority=8), created_by="svc-a")
     got = store.get_state(assessment_id)
     assert (got.state, got.version, got.progress, got.retry_count) == (
-        AssessmentState.PENDING, 1, 0, 0,
+        AssessmentState.PENDING,
+        1,
+        0,
+        0,
     )
     assert got.priority == 8 and got.created_by == "svc-a"
     assert got.request_data.id == assessment_id
@@ -118,7 +121,7 @@ def test_a_batch_with_one_invalid_request_writes_nothing_and_names_the_field(
 def test_an_unregistered_type_is_refused_listing_the_known_ones(
     store: AssessmentStore, raw_conn: Connection
 ) -> None:
-    with pytest.raises(UnknownAssessmentTypeError, match="assessmentType.*compliance"):
+    with pytest.raises(UnknownAssessmentTypeError, match=r"assessmentType.*compliance"):
         store.create_assessment(request(assessment_type="inventory"))
     assert count_rows(raw_conn) == (0, 0)
 

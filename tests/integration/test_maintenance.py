@@ -43,8 +43,13 @@ def test_cleanup_deletes_exactly_the_old_finished_assessments_and_their_audit_ro
     old_running = processing(store)  # not finished: kept
     new_done = processing(store)
     store.complete_assessment(new_done.assessment_id, {})
-    for assessment_id in (old_done.assessment_id, old_cancelled, old_dead.assessment_id,
-                          old_retrying.assessment_id, old_running.assessment_id):
+    for assessment_id in (
+        old_done.assessment_id,
+        old_cancelled,
+        old_dead.assessment_id,
+        old_retrying.assessment_id,
+        old_running.assessment_id,
+    ):
         age(raw_conn, assessment_id, 40)
     progress: list[int] = []
     deleted = store.cleanup_old_assessments(30, batch_size=2, progress=progress.append)
@@ -71,8 +76,9 @@ def test_health_reports_database_and_redis(store: AssessmentStore) -> None:
 
 
 def test_health_reports_an_unreachable_redis_without_raising(database_url: str) -> None:
-    store = AssessmentStore(load_settings(database_url=database_url,
-                                          redis_url="redis://127.0.0.1:1/0"))
+    store = AssessmentStore(
+        load_settings(database_url=database_url, redis_url="redis://127.0.0.1:1/0")
+    )
     status = store.get_health_status()
     store.close()
     assert not status.healthy

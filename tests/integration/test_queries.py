@@ -94,8 +94,11 @@ def test_stats_count_states_rates_and_dead_letters(store: AssessmentStore) -> No
     store.fail_assessment(dead.assessment_id, "fatal", permanent=True)
     stats = store.get_assessment_stats(window_seconds=60)
     assert stats.counts_by_state == {
-        AssessmentState.PENDING: 1, AssessmentState.PROCESSING: 0,
-        AssessmentState.COMPLETED: 3, AssessmentState.FAILED: 2, AssessmentState.CANCELLED: 0,
+        AssessmentState.PENDING: 1,
+        AssessmentState.PROCESSING: 0,
+        AssessmentState.COMPLETED: 3,
+        AssessmentState.FAILED: 2,
+        AssessmentState.CANCELLED: 0,
     }
     assert (stats.total, stats.active, stats.dead_letters) == (6, 1, 1)
     assert stats.throughput_per_minute == pytest.approx(3.0)

@@ -36,7 +36,9 @@ def test_the_happy_path_runs_pending_processing_completed_with_one_audit_row_per
     assessment_id = store.create_assessment(request())
     started = store.start_processing(assessment_id, "worker-1")
     assert (started.state, started.version, started.worker_id) == (
-        AssessmentState.PROCESSING, 2, "worker-1",
+        AssessmentState.PROCESSING,
+        2,
+        "worker-1",
     )
     assert started.started_at is not None
     progressed = store.update_progress(assessment_id, 40, "probing")
@@ -57,8 +59,10 @@ def test_a_lease_is_taken_on_start_and_released_on_finish(
 ) -> None:
     started = processing(store)
     lease = raw_conn.execute(
-        text("SELECT worker_id, lease_expires_at > now() FROM assessment_leases "
-             "WHERE assessment_id = :id"),
+        text(
+            "SELECT worker_id, lease_expires_at > now() FROM assessment_leases "
+            "WHERE assessment_id = :id"
+        ),
         {"id": started.assessment_id},
     ).one()
     assert tuple(lease) == (started.worker_id, True)
@@ -172,13 +176,17 @@ def test_only_due_failures_are_retried_by_the_scheduled_path(store: AssessmentSt
     not_yet = failed(store)
     with store.engines.primary.begin() as conn:
         conn.execute(
-            text("UPDATE assessment_states SET next_retry_at = now() - interval '1 second' "
-                 "WHERE assessment_id = :id"),
+            text(
+                "UPDATE assessment_states SET next_retry_at = now() - interval '1 second' "
+                "WHERE assessment_id = :id"
+            ),
             {"id": due.assessment_id},
         )
         conn.execute(
-            text("UPDATE assessment_states SET next_retry_at = now() + interval '1 hour' "
-                 "WHERE assessment_id = :id"),
+            text(
+                "UPDATE assessment_states SET next_retry_at = now() + interval '1 hour' "
+                "WHERE assessment_id = :id"
+            ),
             {"id": not_yet.assessment_id},
         )
     assert store.retry_due_assessments() == [due.assessment_id]
@@ -189,8 +197,9 @@ def test_only_due_failures_are_retried_by_the_scheduled_path(store: AssessmentSt
 def test_cancel_ends_a_pending_or_running_assessment_with_the_reason(
     store: AssessmentStore, running: bool
 ) -> None:
-    assessment_id = (processing(store) if running else store.get_state(
-        store.create_assessment(request()))).assessment_id
+    assessment_id = (
+        processing(store) if running else store.get_state(store.create_assessment(request()))
+    ).assessment_id
     got = store.cancel_assessment(assessment_id, "operator asked")
     assert got.state is AssessmentState.CANCELLED and got.completed_at is not None
     assert got.message == "operator asked"

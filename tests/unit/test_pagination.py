@@ -14,7 +14,9 @@ def test_a_cursor_round_trips_its_position() -> None:
     assert decode_cursor(encode_cursor(at, "a:b-c")) == (at, "a:b-c")
 
 
-@pytest.mark.parametrize("garbage", ["", "!!!", "bm90IGpzb24", "WzEsMl0", "WyIyMDI2LTAxLTAxIiwiYSJd"])
+@pytest.mark.parametrize(
+    "garbage", ["", "!!!", "bm90IGpzb24", "WzEsMl0", "WyIyMDI2LTAxLTAxIiwiYSJd"]
+)
 def test_a_foreign_cursor_is_refused_naming_the_field(garbage: str) -> None:
     with pytest.raises(InvalidCursorError, match="cursor"):
         decode_cursor(garbage)

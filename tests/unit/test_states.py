@@ -63,5 +63,9 @@ def test_terminal_states_accept_no_event(terminal: AssessmentState) -> None:
 
 def test_state_values_are_the_lowercase_names_the_database_uses() -> None:
     assert [s.value for s in AssessmentState] == [
-        "pending", "processing", "completed", "failed", "cancelled",
+        "pending",
+        "processing",
+        "completed",
+        "failed",
+        "cancelled",
     ]
