@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RowMapping
 
@@ -21,7 +21,7 @@ from assessment_store import health, queries
 from assessment_store.backoff import retry_delay_seconds
 from assessment_store.config import Settings, get_settings
 from assessment_store.db import repository
-from assessment_store.db.engine import Engines
+from assessment_store.db.engine import Engines, run_read
 from assessment_store.db.errors import translated_db_errors
 from assessment_store.dispatch import Dispatcher, DispatchItem, NullDispatcher
 from assessment_store.errors import (
@@ -61,6 +61,7 @@ RETRY_BATCH_SIZE = 1000
 WAIT_POLL_FIRST_SECONDS = 0.02
 WAIT_POLL_MAX_SECONDS = 0.5
 
+T = TypeVar("T")
 ValuesFor = Callable[[RowMapping], Mapping[str, object]]
 ProgressCallback = Callable[[int], None]
 
@@ -93,10 +94,11 @@ class AssessmentStore:
         with translated_db_errors(), self.engines.primary.begin() as conn:
             yield conn
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        with translated_db_errors(), self.engines.read.connect() as conn:
-            yield conn
+    def _read(self, query: Callable[[Connection], T], *, replica: bool = False) -> T:
+        """A single-statement read: on the primary (read-your-writes) or the replica."""
+        engine = self.engines.replica if replica else self.engines.reader
+        with translated_db_errors():
+            return run_read(engine, query)
 
     def _publish(self, items: Sequence[DispatchItem]) -> None:
         """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps)."""
@@ -161,19 +163,21 @@ class AssessmentStore:
         self, requests: Sequence[AssessmentRequest], created_by: str
     ) -> list[repository.NewAssessment]:
         rows: list[repository.NewAssessment] = []
-        seen: dict[str, dict[str, Any]] = {}
+        first_by_id: dict[str, AssessmentRequest] = {}
         for request in requests:
             if request.assessment_type not in self.handlers:
                 raise UnknownAssessmentTypeError(request.assessment_type, self.handlers.types())
             assessment_id = request.id or str(uuid.uuid4())
-            identity = request.identity()
-            if seen.setdefault(assessment_id, identity) != identity:
-                raise AssessmentConflictError(assessment_id)
-            stored = request.model_copy(update={"id": assessment_id})
+            if request.id is not None:
+                first = first_by_id.setdefault(request.id, request)
+                if first is not request and first.identity() != request.identity():
+                    raise AssessmentConflictError(request.id)
+            stored = request.to_wire()
+            stored["id"] = assessment_id
             rows.append(
                 repository.NewAssessment(
                     assessment_id=assessment_id,
-                    request_data=stored.to_wire(),
+                    request_data=stored,
                     priority=request.priority,
                     assessment_type=request.assessment_type,
                     server_name=request.server_name,
@@ -201,17 +205,12 @@ class AssessmentStore:
 
     def get_state(self, assessment_id: str, *, owner: str | None = None) -> Assessment:
         """The current state; ``owner`` limits the lookup to that creator's assessments."""
-        with self._read_primary() as conn:
-            row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
+        row = self._read(
+            lambda conn: repository.fetch_assessment(conn, assessment_id, created_by=owner)
+        )
         if row is None:
             raise AssessmentNotFoundError(assessment_id)
         return to_assessment(row)
-
-    @contextmanager
-    def _read_primary(self) -> Iterator[Connection]:
-        # Single reads go to the primary: a caller that just wrote must see its write.
-        with translated_db_errors(), self.engines.primary.connect() as conn:
-            yield conn
 
     def wait_for_completion(
         self, assessment_id: str, timeout: float = 30.0, *, owner: str | None = None
@@ -235,23 +234,30 @@ class AssessmentStore:
         self, filters: AssessmentFilters | None = None, *, owner: str | None = None
     ) -> AssessmentPage:
         """A page of assessments, newest first, with keyset pagination."""
-        with self._read() as conn:
-            return queries.list_page(conn, filters or AssessmentFilters(), owner=owner)
+        chosen = filters or AssessmentFilters()
+        return self._read(lambda conn: queries.list_page(conn, chosen, owner=owner), replica=True)
 
     def get_assessment_stats(
         self, *, owner: str | None = None, window_seconds: int = 300
     ) -> AssessmentStats:
         """Counts by state, throughput, average processing time, error rate, dead letters."""
         window_seconds = check_count("windowSeconds", window_seconds) or 1
-        with self._read() as conn:
-            return queries.stats(conn, window_seconds=window_seconds, owner=owner)
+        window = window_seconds
+        return self._read(
+            lambda conn: queries.stats(conn, window_seconds=window, owner=owner), replica=True
+        )
 
     def get_audit_trail(self, assessment_id: str, *, owner: str | None = None) -> list[AuditEntry]:
         """Every change of the assessment, oldest first."""
-        with self._read_primary() as conn:
+
+        def query(conn: Connection) -> list[RowMapping] | None:
             if repository.fetch_assessment(conn, assessment_id, created_by=owner) is None:
-                raise AssessmentNotFoundError(assessment_id)
-            rows = repository.fetch_audit_trail(conn, assessment_id)
+                return None
+            return repository.fetch_audit_trail(conn, assessment_id)
+
+        rows = self._read(query)
+        if rows is None:
+            raise AssessmentNotFoundError(assessment_id)
         return [AuditEntry.model_validate(dict(row)) for row in rows]
 
     def get_health_status(self) -> HealthStatus:
@@ -267,7 +273,7 @@ class AssessmentStore:
     ) -> Subscription:
         """Call ``handler`` for every ``assessment.*`` event of the given types, from any
         process, until the returned subscription is closed."""
-        return subscribe_to_audit(self.engines.primary, event_types, handler, poll_interval_seconds)
+        return subscribe_to_audit(self.engines.reader, event_types, handler, poll_interval_seconds)
 
     # -- changes ----------------------------------------------------------------
 

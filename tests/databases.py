@@ -9,22 +9,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import create_engine, make_url, pool, text
 from sqlalchemy.engine import URL
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-
-def alembic_config(database_url: str) -> Config:
-    """The project's alembic.ini, pointed at ``database_url``."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    return config
+from assessment_store.db.migrate import upgrade
 
 
 def url_for(base_url: str, database: str) -> str:
@@ -63,7 +52,7 @@ def create_database(base_url: str, name: str, template: str | None = None) -> st
 def create_migrated_template(base_url: str, name: str) -> str:
     """A fresh database at ``alembic upgrade head``, to clone per test."""
     url = create_database(base_url, name)
-    command.upgrade(alembic_config(url), "head")
+    upgrade(url)
     return url
 
 

@@ -8,21 +8,39 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy.exc import DBAPIError
 
 from assessment_store.config import Settings
 
+T = TypeVar("T")
 
-def make_engine(url: str, settings: Settings, *, application_name: str) -> Engine:
-    """A pooled engine with the settings' pool size and connection hygiene."""
+
+def make_engine(
+    url: str, settings: Settings, *, application_name: str, autocommit: bool = False
+) -> Engine:
+    """A pooled engine with the settings' pool size and connection hygiene.
+
+    Transactional engines ping a connection before lending it, so a write never starts
+    on a connection that died with a PostgreSQL restart. Autocommit engines serve
+    single-statement reads: no BEGIN, no ROLLBACK on return, no ping (a read that meets
+    a dead connection is simply run again; see ``run_read``), one round trip a read.
+    """
+    extra: dict[str, object] = (
+        {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
+        if autocommit
+        else {"pool_pre_ping": True}
+    )
     return create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
         pool_recycle=1800,
+        **extra,
         connect_args={
             "application_name": application_name,
             "connect_timeout": 5,
@@ -34,14 +52,21 @@ def make_engine(url: str, settings: Settings, *, application_name: str) -> Engin
 
 @dataclass
 class Engines:
-    """The primary (writes, reads that must be fresh) and read (lists, stats) engines."""
+    """Per-process engines: ``primary`` for transactions, ``reader`` for single reads on
+    the primary (a caller sees its own writes), ``replica`` for lists and stats (the
+    read replica when configured, else the reader)."""
 
     settings: Settings
     application_name: str = "assessment-store"
     _pid: int = field(default=-1, init=False)
     _primary: Engine | None = field(default=None, init=False)
-    _read: Engine | None = field(default=None, init=False)
+    _reader: Engine | None = field(default=None, init=False)
+    _replica: Engine | None = field(default=None, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def _all(self) -> list[Engine]:
+        unique = {id(e): e for e in (self._primary, self._reader, self._replica) if e is not None}
+        return list(unique.values())
 
     def _ensure(self) -> None:
         if self._pid == os.getpid() and self._primary is not None:
@@ -49,23 +74,30 @@ class Engines:
         with self._lock:
             if self._pid == os.getpid() and self._primary is not None:
                 return
-            if self._primary is not None:
+            for engine in self._all():
                 # Inherited across fork: drop the parent's pooled connections without
                 # closing them (closing would tear down the parent's sockets).
-                self._primary.dispose(close=False)
-                if self._read is not None and self._read is not self._primary:
-                    self._read.dispose(close=False)
+                engine.dispose(close=False)
+            name = self.application_name
             self._primary = make_engine(
-                self.settings.database_url, self.settings, application_name=self.application_name
+                self.settings.database_url, self.settings, application_name=name
             )
-            if self.settings.read_database_url:
-                self._read = make_engine(
+            self._reader = make_engine(
+                self.settings.database_url,
+                self.settings,
+                application_name=f"{name}-reader",
+                autocommit=True,
+            )
+            self._replica = (
+                make_engine(
                     self.settings.read_database_url,
                     self.settings,
-                    application_name=f"{self.application_name}-read",
+                    application_name=f"{name}-replica",
+                    autocommit=True,
                 )
-            else:
-                self._read = self._primary
+                if self.settings.read_database_url
+                else self._reader
+            )
             self._pid = os.getpid()
 
     @property
@@ -75,18 +107,34 @@ class Engines:
         return self._primary
 
     @property
-    def read(self) -> Engine:
+    def reader(self) -> Engine:
         self._ensure()
-        assert self._read is not None
-        return self._read
+        assert self._reader is not None
+        return self._reader
+
+    @property
+    def replica(self) -> Engine:
+        self._ensure()
+        assert self._replica is not None
+        return self._replica
 
     def dispose(self) -> None:
         """Close every pooled connection of this process."""
         with self._lock:
-            if self._primary is not None:
-                self._primary.dispose()
-            if self._read is not None and self._read is not self._primary:
-                self._read.dispose()
-            self._primary = None
-            self._read = None
+            for engine in self._all():
+                engine.dispose()
+            self._primary = self._reader = self._replica = None
             self._pid = -1
+
+
+def run_read(engine: Engine, query: Callable[[Connection], T]) -> T:
+    """Run a read-only ``query``; once more on a fresh connection if the first one was
+    dead (PostgreSQL restarted since it was pooled). Safe because reads change nothing."""
+    try:
+        with engine.connect() as conn:
+            return query(conn)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with engine.connect() as conn:
+        return query(conn)
