@@ -10,14 +10,26 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
-# alembic.ini and migrations/ sit at the project root, beside the package.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from assessment_store.errors import ConfigurationError
+
+
+def project_root() -> Path:
+    """Where alembic.ini and migrations/ are: beside the package in a checkout (and an
+    editable install), else the working directory (the container image's /app)."""
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "alembic.ini").is_file() and (candidate / "migrations").is_dir():
+            return candidate
+    raise ConfigurationError(
+        "alembic.ini and migrations/ not found beside the package or in the working "
+        "directory: run from the project's root"
+    )
 
 
 def alembic_config(database_url: str) -> Config:
     """The project's alembic.ini, pointed at ``database_url``."""
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    root = project_root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return config
 
