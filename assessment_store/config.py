@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     retention_days: float = Field(default=30.0, gt=0, le=36_500)
     default_timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
     cleanup_batch_size: int = Field(default=500, ge=1, le=100_000)
+    redispatch_batch_size: int = Field(default=500, ge=1, le=100_000)
+    # Redis redelivers a message not acked within this time; keep it above the longest
+    # attempt (duplicates are harmless, but wasteful).
+    broker_visibility_timeout_seconds: float = Field(default=7200.0, ge=60, le=7 * 86_400)
+    # How long a publish may block creation when the broker is down (the row is the
+    # promise; re-dispatch publishes later).
+    broker_publish_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    compliance_base_url: str = "http://127.0.0.1:8081"
+    compliance_api_key: str | None = None
+    compliance_timeout_seconds: float = Field(default=10.0, gt=0, le=600)
+    compliance_breaker_failures: int = Field(default=5, ge=1, le=1000)
+    compliance_breaker_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
 
     @field_validator("database_url", "read_database_url")
     @classmethod
@@ -75,6 +87,12 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}RETRY_BACKOFF_MAX_SECONDS ({self.retry_backoff_max_seconds}) "
                 f"must not be below {ENV_PREFIX}RETRY_BACKOFF_SECONDS "
                 f"({self.retry_backoff_seconds})"
+            )
+        if self.default_timeout_seconds >= self.broker_visibility_timeout_seconds:
+            raise ValueError(
+                f"{ENV_PREFIX}DEFAULT_TIMEOUT_SECONDS ({self.default_timeout_seconds}) must be "
+                f"below {ENV_PREFIX}BROKER_VISIBILITY_TIMEOUT_SECONDS "
+                f"({self.broker_visibility_timeout_seconds})"
             )
         if self.environment == "production" and (
             self.jwt_secret is None or self.jwt_secret.strip().lower() in PLACEHOLDER_SECRETS

@@ -14,10 +14,12 @@ from typing import Protocol
 
 @dataclass(frozen=True, slots=True)
 class DispatchItem:
-    """One assessment to (re-)publish: its id and priority pick the queue."""
+    """One assessment to (re-)publish: its priority picks the queue, its timeout the
+    attempt's time limits."""
 
     assessment_id: str
     priority: int
+    timeout_seconds: float
 
 
 class Dispatcher(Protocol):

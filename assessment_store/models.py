@@ -78,6 +78,11 @@ class AssessmentRequest(WireModel):
             )
         return value
 
+    def attempt_timeout_seconds(self, default_seconds: float) -> float:
+        """How long one attempt may run: the request's timeout, else its options', else
+        the configured default."""
+        return self.timeout or self.options.timeout or default_seconds
+
     def identity(self) -> dict[str, Any]:
         """What must match for a repeated create with the same id to be the same request.
 

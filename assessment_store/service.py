@@ -90,7 +90,8 @@ class AssessmentStore:
     # -- plumbing ---------------------------------------------------------------
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on the primary, database errors translated to domain errors."""
         with translated_db_errors(), self.engines.primary.begin() as conn:
             yield conn
 
@@ -100,7 +101,7 @@ class AssessmentStore:
         with translated_db_errors():
             return run_read(engine, query)
 
-    def _publish(self, items: Sequence[DispatchItem]) -> None:
+    def publish(self, items: Sequence[DispatchItem]) -> None:
         """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps)."""
         if not items:
             return
@@ -112,6 +113,15 @@ class AssessmentStore:
                 len(items),
                 exc_info=True,
             )
+
+    def dispatch_item(self, row: RowMapping) -> DispatchItem:
+        """What to publish for a stored pending row."""
+        request = AssessmentRequest.model_validate(row["request_data"])
+        return DispatchItem(
+            row["assessment_id"],
+            row["priority"],
+            request.attempt_timeout_seconds(self.settings.default_timeout_seconds),
+        )
 
     def close(self) -> None:
         """Release this process's database connections."""
@@ -144,15 +154,21 @@ class AssessmentStore:
         rows = self._new_rows(parsed, created_by)
         if not rows:
             return []
+        requests_by_id = {row.assessment_id: req for row, req in zip(rows, parsed, strict=True)}
         unique_rows = list({row.assessment_id: row for row in rows}.values())
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             inserted = repository.insert_assessments(conn, unique_rows)
             repeated = [row for row in unique_rows if row.assessment_id not in inserted]
             if repeated:
                 self._check_idempotent_repeats(conn, repeated)
-        self._publish(
+        default_timeout = self.settings.default_timeout_seconds
+        self.publish(
             [
-                DispatchItem(row.assessment_id, row.priority)
+                DispatchItem(
+                    row.assessment_id,
+                    row.priority,
+                    requests_by_id[row.assessment_id].attempt_timeout_seconds(default_timeout),
+                )
                 for row in unique_rows
                 if row.assessment_id in inserted
             ]
@@ -290,7 +306,7 @@ class AssessmentStore:
         after: Callable[[Connection, RowMapping], None] | None = None,
     ) -> Assessment:
         """The one path for every change: read, check, compare-and-set with audit."""
-        with self._transaction() as conn:
+        with self.transaction() as conn:
             row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
             if row is None:
                 raise AssessmentNotFoundError(assessment_id)
@@ -488,7 +504,7 @@ class AssessmentStore:
         batches = 0
         while max_batches is None or batches < max_batches:
             batches += 1
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 rows = repository.retry_failed(
                     conn,
                     max_retries=max_retries,
@@ -497,7 +513,7 @@ class AssessmentStore:
                     changed_by=SYSTEM_ACTOR,
                     change_reason="scheduled retry" if due_only else "batch retry",
                 )
-            self._publish([DispatchItem(r["assessment_id"], r["priority"]) for r in rows])
+            self.publish([self.dispatch_item(row) for row in rows])
             retried.extend(r["assessment_id"] for r in rows)
             if progress is not None:
                 progress(len(retried))
@@ -523,7 +539,7 @@ class AssessmentStore:
         batches = 0
         while max_batches is None or batches < max_batches:
             batches += 1
-            with self._transaction() as conn:
+            with self.transaction() as conn:
                 count, _audit_rows = repository.delete_finished_before(conn, cutoff, size)
             deleted += count
             if progress is not None:

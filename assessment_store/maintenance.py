@@ -1,0 +1,90 @@
+"""Scheduled maintenance: rescue lost attempts, re-dispatch, retry, retention.
+
+Each job is safe to run from two places at once (two beats, a beat and an operator):
+rows are claimed with ``FOR UPDATE SKIP LOCKED`` or the job holds a transaction-level
+advisory lock, and every change is a compare-and-set on the row's version.
+Publishing happens after commit; a lost publish is simply re-dispatched later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from assessment_store.backoff import retry_delay_seconds
+from assessment_store.db import repository
+from assessment_store.service import AssessmentStore
+
+RESCUE_ACTOR = "maintenance.rescue"
+RESCUE_BATCH_SIZE = 500
+
+
+@dataclass(frozen=True)
+class JobReport:
+    """What one run of a job did."""
+
+    job: str
+    affected: int
+    skipped: bool = False  # another runner held the job's lock
+
+
+def rescue_lost_attempts(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
+    """processing -> failed ("worker lost") for every attempt whose lease expired, with a
+    retry scheduled by the usual backoff while retries remain."""
+    settings = store.settings
+    rescued = 0
+    for _ in range(max_batches):
+        with store.transaction() as conn:
+            lost = repository.claim_lost_attempts(conn, RESCUE_BATCH_SIZE)
+            now = datetime.now(UTC)
+            rows = []
+            for row in lost:
+                next_retry_at = None
+                if row["retry_count"] < settings.max_retries:
+                    delay = retry_delay_seconds(
+                        row["retry_count"],
+                        settings.retry_backoff_seconds,
+                        settings.retry_backoff_max_seconds,
+                    )
+                    next_retry_at = now + timedelta(seconds=delay)
+                error = (
+                    f"worker lost: {row['lease_worker'] or 'unknown worker'} stopped renewing "
+                    f"its lease (expired {row['lease_expires_at']:%Y-%m-%dT%H:%M:%S%z})"
+                )
+                rows.append((row["assessment_id"], row["version"], next_retry_at, error))
+            done = repository.fail_lost_attempts(conn, rows, RESCUE_ACTOR)
+        rescued += len(done)
+        if len(lost) < RESCUE_BATCH_SIZE:
+            break
+    return JobReport("rescue", rescued)
+
+
+def redispatch_stale_pending(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
+    """Publish again the pending assessments that no worker picked up in time (Redis
+    lost the message, a publish failed, the broker was flushed or restarted)."""
+    settings = store.settings
+    published = 0
+    for _ in range(max_batches):
+        with store.transaction() as conn:
+            if not repository.try_job_lock(conn, "redispatch"):
+                return JobReport("redispatch", published, skipped=True)
+            rows = repository.claim_stale_pending(
+                conn,
+                after_seconds=settings.redispatch_after_seconds,
+                limit=settings.redispatch_batch_size,
+            )
+        store.publish([store.dispatch_item(row) for row in rows])
+        published += len(rows)
+        if len(rows) < settings.redispatch_batch_size:
+            break
+    return JobReport("redispatch", published)
+
+
+def retry_due_failures(store: AssessmentStore) -> JobReport:
+    """failed -> pending for failures whose next_retry_at has passed (and publish)."""
+    return JobReport("retry", len(store.retry_due_assessments()))
+
+
+def apply_retention(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
+    """Delete finished assessments older than RETENTION_DAYS, a bounded amount per run."""
+    return JobReport("retention", store.cleanup_old_assessments(max_batches=max_batches))
