@@ -54,3 +54,24 @@ def revisions(database_url: str) -> tuple[str | None, str | None]:
     finally:
         engine.dispose()
     return current, head
+
+
+def ensure_database(database_url: str) -> bool:
+    """Create the database named in ``database_url`` if it does not exist; True if made."""
+    from sqlalchemy import make_url, text
+
+    url = make_url(database_url)
+    admin = create_engine(
+        url.set(database="postgres"), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT"
+    )
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
+            ).first()
+            if exists:
+                return False
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+            return True
+    finally:
+        admin.dispose()

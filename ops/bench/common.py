@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,8 +30,3 @@ def scratch_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by the inclusive method."""
-    return statistics.quantiles(samples, n=100, method="inclusive")[max(0, min(98, round(q) - 1))]

@@ -21,7 +21,8 @@ import psycopg2.extras
 from sqlalchemy import make_url
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
-from ops.bench.common import percentile, scratch_database
+from assessment_store.percentiles import percentile
+from ops.bench.common import scratch_database
 
 BATCH_ROWS = 10_000
 READS = 2_000

@@ -7,10 +7,16 @@ from pathlib import Path
 
 from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.config import Settings
+from assessment_store.demo.targets import (
+    API_KEY,
+    compliance_server,
+    http_server,
+    make_certificate,
+    tls_server,
+)
 from tests.acceptance.conftest import environment_for, wait_for
 from tests.acceptance.processes import CeleryProcess
 from tests.factories import request
-from tests.targets import API_KEY, compliance_server, http_server, make_certificate, tls_server
 
 
 def test_all_three_built_in_types_complete_on_a_real_worker(

@@ -10,11 +10,17 @@ import pytest
 
 from assessment_store import AssessmentState, AssessmentStore, load_settings
 from assessment_store.config import Settings
+from assessment_store.demo.targets import (
+    API_KEY,
+    compliance_server,
+    http_server,
+    make_certificate,
+    tls_server,
+)
 from assessment_store.execution import Outcome, run_attempt
 from assessment_store.handlers import compliance
 from assessment_store.handlers.security import hostname_matches
 from tests.factories import request
-from tests.targets import API_KEY, compliance_server, http_server, make_certificate, tls_server
 
 
 def attempt(store: AssessmentStore, **fields: Any) -> tuple[Outcome, Any]:

@@ -142,7 +142,7 @@ def test_stale_pending_assessments_are_published_again_highest_priority_first(
     assert started not in {i.assessment_id for i in recorder.items}
     assert redispatch_stale_pending(jobs_store).affected == 0, "just re-published: not again yet"
     counts: dict[str, int] = dict(
-        raw_conn.execute(  # type: ignore[arg-type]
+        raw_conn.execute(
             text(
                 "SELECT assessment_id, dispatch_count FROM assessment_leases "
                 "WHERE dispatched_at IS NOT NULL"

@@ -1,5 +1,6 @@
-"""Real local targets for the handlers: an HTTP server, TLS servers with certificates
-made here, and a fake compliance server. Loopback only."""
+"""Real local targets for the handlers, used by the demo and the tests: an HTTP server,
+TLS servers with certificates made on the spot, and a stand-in for the external
+compliance server. They listen on loopback only."""
 
 from __future__ import annotations
 
@@ -29,7 +30,11 @@ class _Quiet(BaseHTTPRequestHandler):
 
 
 class _Hello(_Quiet):
+    """GET: 200 "hello"; ``/down`` answers 503; ``/slow`` answers after 5 seconds."""
+
     def do_GET(self) -> None:
+        if self.path.startswith("/slow"):
+            time.sleep(5)
         status = 503 if self.path.startswith("/down") else 200
         body = b"hello"
         self.send_response(status)
@@ -40,7 +45,9 @@ class _Hello(_Quiet):
 
 
 class _Compliance(_Quiet):
-    """POST /assessments: the answer depends on the request's serverName."""
+    """POST /assessments: the answer depends on the request's serverName: ``slow*``
+    answers after 3 s, ``broken*`` 500, ``invalid*`` 422, ``flaky*`` 500 on the first
+    call for an assessment and 200 after; anything else 200 with a report."""
 
     calls: list[dict[str, Any]] = []
 
@@ -52,7 +59,10 @@ class _Compliance(_Quiet):
         server = payload.get("serverName") or ""
         if server.startswith("slow"):
             time.sleep(3)
-        if server.startswith("broken"):
+        first_call = [c["assessmentId"] for c in type(self).calls].count(
+            payload.get("assessmentId")
+        ) == 1
+        if server.startswith("broken") or (server.startswith("flaky") and first_call):
             return self._answer(500, {"error": "internal"})
         if server.startswith("invalid"):
             return self._answer(422, {"error": "unknown server"})

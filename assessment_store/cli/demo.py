@@ -1,0 +1,28 @@
+"""``assessment-store demo``: the main job (see assessment_store.demo.runner)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from assessment_store.cli.output import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(demo)
+
+
+def demo(
+    rounds: Annotated[int, typer.Option(min=1, max=50, help="how many of the mixed set")] = 3,
+    keep_running: Annotated[
+        bool, typer.Option("--keep-running", help="leave the system up after the batch")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 180.0,
+) -> None:
+    """Start a worker and beat, run a mixed batch to completion, and summarise it."""
+    from assessment_store.demo.runner import run_demo
+
+    code = run_demo(rounds=rounds, keep_running=keep_running, timeout=timeout, console=console)
+    if code:
+        raise typer.Exit(code)

@@ -1,0 +1,116 @@
+"""Operator commands: migrate, retry-failed, cleanup, health."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import OperationalError
+
+from assessment_store.cli.assessments import JsonFlag, producer_store
+from assessment_store.cli.output import console, errors, print_json
+from assessment_store.config import get_settings
+from assessment_store.db import migrate as migrations
+from assessment_store.errors import StoreUnavailableError
+from assessment_store.service import AssessmentStore
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(migrate)
+    app.command(name="retry-failed")(retry_failed)
+    app.command()(cleanup)
+    app.command()(health)
+
+
+def migrate(
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+    create_database: Annotated[
+        bool, typer.Option(help="create the database first if it does not exist")
+    ] = True,
+) -> None:
+    """Bring the database schema to REVISION (alembic upgrade)."""
+    url = get_settings().database_url
+    try:
+        if create_database and migrations.ensure_database(url):
+            console.print("created the database")
+        migrations.upgrade(url, revision)
+        current, head = migrations.revisions(url)
+    except OperationalError as exc:
+        raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc.orig}") from exc
+    console.print(f"database at revision {current} (newest: {head})")
+
+
+def _progress(description: str) -> Progress:
+    # On stderr: stdout stays clean for --json and pipes.
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        TextColumn("{task.completed} done"),
+        TimeElapsedColumn(),
+        console=errors,
+        transient=False,
+    )
+
+
+def retry_failed(
+    max_retries: Annotated[
+        int | None, typer.Option(help="retry failures with fewer retries than this")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Put failed assessments with retries left back to pending now, and publish them."""
+    store = producer_store()
+    try:
+        with _progress("retrying") as progress:
+            task = progress.add_task("retry", total=None)
+            ids = store.batch_retry_failed_assessments(
+                max_retries, progress=lambda n: progress.update(task, completed=n)
+            )
+    finally:
+        store.close()
+    if as_json:
+        print_json({"retried": ids})
+    else:
+        console.print(f"retried {len(ids)} assessment(s)")
+
+
+def cleanup(
+    retention_days: Annotated[
+        float | None, typer.Option(help="delete finished assessments older than this")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete finished assessments (and their audit rows) past the retention period."""
+    store = AssessmentStore()
+    days = store.settings.retention_days if retention_days is None else retention_days
+    try:
+        with _progress(f"deleting finished assessments older than {days:g} days") as progress:
+            task = progress.add_task("cleanup", total=None)
+            deleted = store.cleanup_old_assessments(
+                days, progress=lambda n: progress.update(task, completed=n)
+            )
+    finally:
+        store.close()
+    if as_json:
+        print_json({"deleted": deleted, "retentionDays": days})
+    else:
+        console.print(f"deleted {deleted} assessment(s)")
+
+
+def health(as_json: JsonFlag = False) -> None:
+    """Check PostgreSQL and Redis; exit 1 when anything is down."""
+    store = AssessmentStore()
+    try:
+        status = store.get_health_status()
+    finally:
+        store.close()
+    if as_json:
+        print_json(status.to_wire())
+    else:
+        for name, component in status.components.items():
+            mark = "[green]ok[/]" if component.ok else "[red]down[/]"
+            detail = f"{component.latency_ms:.1f} ms" if component.ok else component.detail
+            console.print(f"{name:>9}: {mark} ({detail})")
+    if not status.healthy:
+        raise typer.Exit(1)

@@ -1,0 +1,67 @@
+"""Long-running processes: worker, beat, flower. Extra arguments go to Celery/Flower."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from assessment_store.config import get_settings
+
+PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+ALL_QUEUES = "assessments.high,assessments.normal,assessments.low,maintenance"
+
+
+def register(app: typer.Typer) -> None:
+    app.command(context_settings=PASSTHROUGH)(worker)
+    app.command(context_settings=PASSTHROUGH)(beat)
+    app.command(context_settings=PASSTHROUGH)(flower)
+
+
+def _exec_celery(arguments: list[str]) -> None:
+    """Replace this process with ``celery -A workers ...`` (signals reach Celery)."""
+    get_settings()  # fail here, naming the variable, rather than inside Celery
+    command = [sys.executable, "-m", "celery", "-A", "workers", *arguments]
+    os.execv(sys.executable, command)
+
+
+def worker(
+    ctx: typer.Context,
+    queues: Annotated[str, typer.Option(help="comma-separated queues, highest first")] = (
+        ALL_QUEUES
+    ),
+    concurrency: Annotated[int, typer.Option(min=1, help="prefork children")] = 2,
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """Run a Celery worker (prefork, task events on)."""
+    _exec_celery(
+        [
+            "worker",
+            "--pool",
+            "prefork",
+            "--events",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            loglevel,
+            *ctx.args,
+        ]
+    )
+
+
+def beat(ctx: typer.Context, loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
+    """Run Celery beat (retry, rescue, re-dispatch, retention on the maintenance queue)."""
+    _exec_celery(["beat", "--loglevel", loglevel, *ctx.args])
+
+
+def flower(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 5555,
+) -> None:
+    """Run Flower, the Celery monitor."""
+    _exec_celery(["flower", f"--address={host}", f"--port={port}", *ctx.args])

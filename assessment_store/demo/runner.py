@@ -1,0 +1,303 @@
+"""The demo: a whole system on this machine, a mixed batch, and its flow to completion.
+
+It migrates the configured database, starts local targets (HTTP, TLS and a stand-in
+compliance server), a Celery worker and beat as child processes, submits a mixed
+batch (all three types, all priorities, failures that retry, a permanent failure,
+one assessment cancelled while it runs), shows a live table until every assessment
+is finished, prints a summary, and shuts the children down.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from assessment_store.cli.output import styled_state
+from assessment_store.config import ENV_PREFIX, Settings, get_settings, load_settings
+from assessment_store.db import migrate
+from assessment_store.demo import targets
+from assessment_store.demo.processes import ChildProcess
+from assessment_store.models import Assessment, AssessmentRequest
+from assessment_store.percentiles import percentile
+from assessment_store.service import AssessmentStore
+from assessment_store.states import AssessmentState
+
+# Short intervals so that retries and rescue happen while you watch.
+DEMO_TUNING = {
+    "maintenance_interval_seconds": 1.0,
+    "retry_backoff_seconds": 1.0,
+    "retry_backoff_max_seconds": 4.0,
+    "lease_seconds": 10.0,
+    "redispatch_after_seconds": 10.0,
+}
+LIVE_ROWS = 16
+QUEUES = "assessments.high,assessments.normal,assessments.low,maintenance"
+
+
+@dataclass
+class DemoPlan:
+    """The batch to submit and the one to cancel while it runs."""
+
+    requests: list[AssessmentRequest]
+    cancel_index: int
+    notes: dict[int, str] = field(default_factory=dict)
+
+
+def plan_batch(http_port: int, tls_port: int, rounds: int) -> DemoPlan:
+    """A mixed batch: every type, every priority, retries, a permanent failure."""
+    requests: list[AssessmentRequest] = []
+    notes: dict[int, str] = {}
+
+    def add(note: str, **fields: object) -> None:
+        notes[len(requests)] = note
+        requests.append(AssessmentRequest.model_validate(fields))
+
+    for round_ in range(rounds):
+        base = round_ * 3
+        add(
+            "live web server",
+            assessmentType="health",
+            serverName=f"http://127.0.0.1:{http_port}/",
+            priority=10 - base % 10,
+            options={"includeDetails": True},
+        )
+        add(
+            "server answering 503",
+            assessmentType="health",
+            serverName=f"http://127.0.0.1:{http_port}/down",
+            priority=(6 + base) % 10 + 1,
+        )
+        add(
+            "TCP port probe",
+            assessmentType="health",
+            serverName=f"127.0.0.1:{http_port}",
+            priority=(2 + base) % 10 + 1,
+            options={"deepScan": True},
+        )
+        add(
+            "self-signed TLS",
+            assessmentType="security",
+            serverName=f"localhost:{tls_port}",
+            priority=(7 + base) % 10 + 1,
+        )
+        add(
+            "TLS name mismatch",
+            assessmentType="security",
+            serverName=f"127.0.0.1:{tls_port}",
+            priority=(4 + base) % 10 + 1,
+        )
+        add(
+            "compliant server",
+            assessmentType="compliance",
+            serverName=f"db{round_}",
+            priority=(8 + base) % 10 + 1,
+            source="compliance",
+        )
+        add(
+            "fails once, then retries",
+            assessmentType="compliance",
+            serverName=f"flaky-db{round_}",
+            priority=(5 + base) % 10 + 1,
+            source="compliance",
+        )
+    add(
+        "refused: permanent failure",
+        assessmentType="compliance",
+        serverName="invalid-db",
+        priority=3,
+        source="compliance",
+    )
+    cancel_index = len(requests)
+    add(
+        "cancelled while running",
+        assessmentType="health",
+        serverName=f"http://127.0.0.1:{http_port}/slow",
+        priority=9,
+    )
+    return DemoPlan(requests, cancel_index, notes)
+
+
+def child_environment(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    env.update(extra)
+    return env
+
+
+def live_view(states: list[Assessment], notes: dict[str, str], started: float) -> Group:
+    """Counts by state, then one compact row per assessment, unfinished first."""
+    counts = Counter(s.state.value for s in states)
+    summary = Table.grid(padding=(0, 2))
+    summary.add_row(
+        *(f"{styled_state(state.value)} {counts.get(state.value, 0)}" for state in AssessmentState),
+        f"elapsed {time.monotonic() - started:5.1f}s",
+    )
+    rows = Table(box=None, pad_edge=False)
+    for column in ("id", "type", "prio", "state", "prog", "try", "what"):
+        rows.add_column(column, no_wrap=True)
+    for s in sorted(states, key=lambda s: (s.is_finished, -s.priority))[:LIVE_ROWS]:
+        rows.add_row(
+            s.assessment_id[:8],
+            s.assessment_type,
+            str(s.priority),
+            styled_state(s.state.value),
+            f"{s.progress:3d}%",
+            str(s.retry_count + 1),
+            notes.get(s.assessment_id, ""),
+        )
+    return Group(summary, rows)
+
+
+def summary_table(states: list[Assessment], wall_seconds: float) -> Table:
+    completed = [s for s in states if s.state is AssessmentState.COMPLETED]
+    latencies = [
+        (s.completed_at - s.created_at).total_seconds() for s in completed if s.completed_at
+    ]
+    table = Table(title="demo summary", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    counts = Counter(s.state.value for s in states)
+    table.add_row("assessments", str(len(states)))
+    table.add_row("by state", ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    table.add_row("retried", str(sum(1 for s in states if s.retry_count)))
+    table.add_row("wall time", f"{wall_seconds:.1f}s")
+    table.add_row("throughput", f"{len(completed) / wall_seconds:.2f} completed/s")
+    if latencies:
+        table.add_row(
+            "latency (created -> completed)",
+            f"p50 {percentile(latencies, 50):.2f}s, p95 {percentile(latencies, 95):.2f}s, "
+            f"max {max(latencies):.2f}s",
+        )
+    return table
+
+
+@contextmanager
+def running_system(settings: Settings, log_dir: Path, compliance_port: int) -> Iterator[None]:
+    """A worker and beat as children, stopped cleanly on the way out."""
+    env = child_environment(
+        settings,
+        {
+            f"{ENV_PREFIX}COMPLIANCE_BASE_URL": f"http://127.0.0.1:{compliance_port}",
+            f"{ENV_PREFIX}COMPLIANCE_API_KEY": targets.API_KEY,
+        },
+    )
+    celery = [sys.executable, "-m", "celery", "-A", "workers"]
+    children = [
+        ChildProcess(
+            "worker",
+            [
+                *celery,
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "4",
+                "--events",
+                "--queues",
+                QUEUES,
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                "demo@%h",
+            ],
+            env,
+            log_dir,
+            ready_marker=" ready.",
+        ),
+        ChildProcess(
+            "beat",
+            [*celery, "beat", "--loglevel", "INFO", "--schedule", str(log_dir / "beat-schedule")],
+            env,
+            log_dir,
+            ready_marker="beat: Starting",
+        ),
+    ]
+    try:
+        for child in children:
+            child.start()
+        for child in children:
+            child.wait_ready()
+        yield
+    finally:
+        for child in reversed(children):
+            child.stop()
+
+
+def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Console) -> int:
+    """The ``assessment-store demo`` command; returns the exit code."""
+    base = get_settings()
+    settings = load_settings(**{**base.model_dump(), **DEMO_TUNING})
+    console.print(
+        f"[bold]database[/] {settings.database_url}\n[bold]broker[/]   "
+        f"{settings.effective_broker_url}"
+    )
+    if migrate.ensure_database(settings.database_url):
+        console.print("created the database")
+    migrate.upgrade(settings.database_url)
+    console.print("schema migrated to head")
+    from workers.dispatcher import make_store
+
+    with ExitStack() as stack:
+        work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="as-demo-")))
+        cert, key, _, _ = targets.make_certificate(work_dir, names=["localhost"])
+        http_port = stack.enter_context(targets.http_server())
+        tls_port = stack.enter_context(targets.tls_server(cert, key))
+        compliance_port, _calls = stack.enter_context(targets.compliance_server())
+        log_dir = Path(os.environ.get("ASSESSMENT_STORE_DEMO_LOGS", work_dir))
+        console.print(f"child logs in {log_dir}")
+        with console.status("starting a worker and beat"):
+            stack.enter_context(running_system(settings, log_dir, compliance_port))
+        store: AssessmentStore = make_store(settings)
+        stack.callback(store.close)
+        plan = plan_batch(http_port, tls_port, rounds)
+        started = time.monotonic()
+        ids = store.batch_create_assessments(plan.requests, created_by="demo")
+        console.print(f"submitted {len(ids)} assessments in one transaction")
+        cancel_id = ids[plan.cancel_index]
+        notes = {ids[index]: note for index, note in plan.notes.items()}
+        cancelled = False
+        deadline = started + timeout
+        with Live(console=console, refresh_per_second=4, transient=False) as live:
+            while True:
+                states = [store.get_state(i) for i in ids]
+                live.update(live_view(states, notes, started))
+                by_id = {s.assessment_id: s for s in states}
+                if not cancelled and by_id[cancel_id].state is AssessmentState.PROCESSING:
+                    store.cancel_assessment(
+                        cancel_id, "demo: cancelled while running", changed_by="demo"
+                    )
+                    cancelled = True
+                if all(s.is_finished for s in states):
+                    break
+                if time.monotonic() > deadline:
+                    console.print(f"[red]not finished after {timeout:g}s[/]; see {log_dir}")
+                    return 1
+                time.sleep(0.25)
+        wall = time.monotonic() - started
+        console.print(summary_table(states, wall))
+        retried = next((s.assessment_id for s in states if s.retry_count), ids[0])
+        console.print(f"try: [bold]assessment-store audit {retried}[/] (a retried one)")
+        if keep_running:
+            console.print("system left running; press Ctrl-C to stop")
+            try:
+                while True:
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+        with console.status("stopping the worker and beat"):
+            stack.close()
+    console.print("demo finished cleanly")
+    return 0
