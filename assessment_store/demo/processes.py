@@ -1,23 +1,39 @@
-"""Child processes the demo starts and stops (worker, beat, and later API and Flower)."""
+"""Child processes started and stopped by the demo, the benchmarks and the tests.
+
+Each runs in a process group of its own, so stopping or killing it reaches every
+prefork child too, and logs to ``log_dir/<name>.log``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
+from types import TracebackType
+
+CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
 
 
 class ChildProcess:
-    """A command in its own process group, logging to ``log_dir/name.log``."""
+    """A command in its own process group, ready once its log shows ``ready_marker``."""
 
     def __init__(
-        self, name: str, command: list[str], env: dict[str, str], log_dir: Path, ready_marker: str
+        self,
+        name: str,
+        command: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        ready_marker: str,
+        cwd: Path | None = None,
     ) -> None:
         self.name = name
         self.command = command
         self.env = env
+        self.cwd = cwd
         self.log_path = log_dir / f"{name}.log"
         self.ready_marker = ready_marker
         self.process: subprocess.Popen[bytes] | None = None
@@ -27,6 +43,7 @@ class ChildProcess:
             self.process = subprocess.Popen(
                 self.command,
                 env=self.env,
+                cwd=self.cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -36,22 +53,97 @@ class ChildProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def wait_ready(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while self.ready_marker not in self.log():
-            if self.process is None or self.process.poll() is not None:
+            if not self.running:
                 raise RuntimeError(f"{self.name} exited early; its log:\n{self.log()[-3000:]}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name} not ready after {timeout:g}s ({self.log_path})")
             time.sleep(0.1)
 
+    def kill(self) -> None:
+        """SIGKILL the whole group at once: the main process and every child."""
+        if self.process is not None and self.running:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM (Celery's warm shutdown), then SIGKILL after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None or not self.running:
             return
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
+            self.kill()
+        # A prefork child that outlived its parent must not outlive us.
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+
+    def __enter__(self) -> ChildProcess:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def celery_worker(
+    name: str,
+    env: dict[str, str],
+    log_dir: Path,
+    *,
+    queues: str,
+    concurrency: int = 2,
+    extra: list[str] | None = None,
+    cwd: Path | None = None,
+) -> ChildProcess:
+    """A prefork worker with task events on, consuming ``queues`` (comma-separated)."""
+    return ChildProcess(
+        name,
+        [
+            *CELERY,
+            "worker",
+            "--loglevel",
+            "INFO",
+            "--pool",
+            "prefork",
+            "--concurrency",
+            str(concurrency),
+            "--queues",
+            queues,
+            "--hostname",
+            f"{name}@%h",
+            "--events",
+            "--without-gossip",
+            "--without-mingle",
+            *(extra or []),
+        ],
+        env,
+        log_dir,
+        ready_marker=" ready.",
+        cwd=cwd,
+    )
+
+
+def celery_beat(
+    name: str, env: dict[str, str], log_dir: Path, cwd: Path | None = None
+) -> ChildProcess:
+    """A beat process with its schedule file in ``log_dir``."""
+    return ChildProcess(
+        name,
+        [*CELERY, "beat", "--loglevel", "INFO", "--schedule", str(log_dir / f"{name}-schedule")],
+        env,
+        log_dir,
+        ready_marker="beat: Starting",
+        cwd=cwd,
+    )

@@ -10,7 +10,6 @@ is finished, prints a summary, and shuts the children down.
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -27,7 +26,7 @@ from assessment_store.cli.output import styled_state
 from assessment_store.config import ENV_PREFIX, Settings, get_settings, load_settings
 from assessment_store.db import migrate
 from assessment_store.demo import targets
-from assessment_store.demo.processes import ChildProcess
+from assessment_store.demo.processes import celery_beat, celery_worker
 from assessment_store.models import Assessment, AssessmentRequest
 from assessment_store.percentiles import percentile
 from assessment_store.service import AssessmentStore
@@ -194,36 +193,9 @@ def running_system(settings: Settings, log_dir: Path, compliance_port: int) -> I
             f"{ENV_PREFIX}COMPLIANCE_API_KEY": targets.API_KEY,
         },
     )
-    celery = [sys.executable, "-m", "celery", "-A", "workers"]
     children = [
-        ChildProcess(
-            "worker",
-            [
-                *celery,
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "4",
-                "--events",
-                "--queues",
-                QUEUES,
-                "--loglevel",
-                "INFO",
-                "--hostname",
-                "demo@%h",
-            ],
-            env,
-            log_dir,
-            ready_marker=" ready.",
-        ),
-        ChildProcess(
-            "beat",
-            [*celery, "beat", "--loglevel", "INFO", "--schedule", str(log_dir / "beat-schedule")],
-            env,
-            log_dir,
-            ready_marker="beat: Starting",
-        ),
+        celery_worker("worker", env, log_dir, queues=QUEUES, concurrency=4),
+        celery_beat("beat", env, log_dir),
     ]
     try:
         for child in children:

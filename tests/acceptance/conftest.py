@@ -102,7 +102,9 @@ def start_worker(
     ) -> CeleryProcess:
         process = worker(name, env or system_env, tmp_path, queues=queues, concurrency=concurrency)
         processes.append(process)
-        return process.start()
+        process.start()
+        process.wait_ready()
+        return process
 
     return start
 
@@ -114,7 +116,9 @@ def start_beat(
     def start(name: str = "beat1") -> CeleryProcess:
         process = beat(name, system_env, tmp_path)
         processes.append(process)
-        return process.start()
+        process.start()
+        process.wait_ready()
+        return process
 
     return start
 
