@@ -52,7 +52,13 @@ from assessment_store.models import (
     AuditEntry,
     HealthStatus,
 )
-from assessment_store.states import AssessmentEvent, AssessmentState, is_allowed, target_of
+from assessment_store.states import (
+    AssessmentEvent,
+    AssessmentState,
+    is_allowed,
+    sources_of,
+    target_of,
+)
 
 logger = logging.getLogger("assessment_store.service")
 
@@ -297,74 +303,88 @@ class AssessmentStore:
         self,
         assessment_id: str,
         event: AssessmentEvent,
-        values_for: ValuesFor,
+        values: Mapping[str, object] | ValuesFor,
         *,
         changed_by: str,
         reason: str,
         expected_version: int | None,
         owner: str | None = None,
-        after: Callable[[Connection, RowMapping], None] | None = None,
+        lease: repository.LeaseStep | None = None,
+        lease_worker: str | None = None,
     ) -> Assessment:
-        """The one path for every change: read, check, compare-and-set with audit."""
+        """The one path for every change: check, then compare-and-set with audit.
+
+        An event with a single source state whose new values do not depend on the
+        current row needs no read first: the compare-and-set's guard is the check, and
+        only a refusal costs a second query (to say why). Otherwise the row is read,
+        checked against the transition table, and changed under a version guard.
+        """
+        sources = sources_of(event)
         with self.transaction() as conn:
-            row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
-            if row is None:
-                raise AssessmentNotFoundError(assessment_id)
-            current = AssessmentState(row["state"])
-            if expected_version is not None and row["version"] != expected_version:
-                raise VersionConflictError(assessment_id, expected_version, row["version"])
-            if not is_allowed(current, event):
-                raise InvalidStateTransitionError(assessment_id, current, target_of(event))
+            if len(sources) == 1 and owner is None and not callable(values):
+                [source] = sources
+                assert source is not None
+                version_guard = expected_version
+                current = source
+                new_values = values
+            else:
+                row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
+                if row is None:
+                    raise AssessmentNotFoundError(assessment_id)
+                current = AssessmentState(row["state"])
+                if expected_version is not None and row["version"] != expected_version:
+                    raise VersionConflictError(assessment_id, expected_version, row["version"])
+                if not is_allowed(current, event):
+                    raise InvalidStateTransitionError(assessment_id, current, target_of(event))
+                version_guard = row["version"]
+                new_values = values(row) if callable(values) else values
             change = repository.Change(
                 assessment_id=assessment_id,
-                expected_version=row["version"],
+                expected_version=version_guard,
                 expected_state=current,
                 event=event,
-                values={"state": target_of(event), **values_for(row)},
+                values={"state": target_of(event), **new_values},
                 changed_by=changed_by,
                 change_reason=reason,
+                lease=lease,
+                lease_worker=lease_worker,
+                lease_seconds=self.settings.lease_seconds,
             )
             changed = repository.compare_and_set(conn, change)
             if changed is None:
-                raise self._explain_lost_race(conn, assessment_id, event, row["version"])
-            if after is not None:
-                after(conn, changed)
+                raise self._explain_refusal(conn, assessment_id, event, version_guard)
         return to_assessment(changed)
 
     @staticmethod
-    def _explain_lost_race(
-        conn: Connection, assessment_id: str, event: AssessmentEvent, read_version: int
+    def _explain_refusal(
+        conn: Connection, assessment_id: str, event: AssessmentEvent, expected: int | None
     ) -> Exception:
-        """Someone changed the row between our read and our write: say what it became."""
+        """The guard did not match: say why (a stale version first, then the state)."""
         fresh = repository.fetch_assessment(conn, assessment_id)
         if fresh is None:
             return AssessmentNotFoundError(assessment_id)
+        if expected is not None and fresh["version"] != expected:
+            return VersionConflictError(assessment_id, expected, fresh["version"])
         state = AssessmentState(fresh["state"])
         if not is_allowed(state, event):
             return InvalidStateTransitionError(assessment_id, state, target_of(event))
-        return VersionConflictError(assessment_id, read_version, fresh["version"])
+        # It moved away and back (failed -> pending) between our look and our write.
+        return VersionConflictError(assessment_id, expected or fresh["version"], fresh["version"])
 
     def start_processing(
         self, assessment_id: str, worker_id: str, *, expected_version: int | None = None
     ) -> Assessment:
         """Claim a pending assessment for ``worker_id`` (pending -> processing) with a lease."""
         worker_id = check_text("workerId", worker_id, max_chars=255, required=True) or ""
-        lease_seconds = self.settings.lease_seconds
         return self._transition(
             assessment_id,
             AssessmentEvent.START,
-            lambda row: {
-                "worker_id": worker_id,
-                "started_at": repository.NOW,
-                "progress": 0,
-                "message": None,
-            },
+            {"worker_id": worker_id, "started_at": repository.NOW, "progress": 0, "message": None},
             changed_by=worker_id,
             reason=f"claimed by {worker_id}",
             expected_version=expected_version,
-            after=lambda conn, row: repository.upsert_lease(
-                conn, assessment_id, worker_id, lease_seconds
-            ),
+            lease=repository.LeaseStep.TAKE,
+            lease_worker=worker_id,
         )
 
     def update_progress(
@@ -382,7 +402,7 @@ class AssessmentStore:
         return self._transition(
             assessment_id,
             AssessmentEvent.PROGRESS,
-            lambda row: {"progress": percent, "message": text},
+            {"progress": percent, "message": text},
             changed_by=changed_by or SYSTEM_ACTOR,
             reason=f"progress {percent}%" + (f": {text}" if text else ""),
             expected_version=expected_version,
@@ -401,15 +421,11 @@ class AssessmentStore:
         return self._transition(
             assessment_id,
             AssessmentEvent.COMPLETE,
-            lambda row: {
-                "result_data": result_data,
-                "progress": 100,
-                "completed_at": repository.NOW,
-            },
+            {"result_data": result_data, "progress": 100, "completed_at": repository.NOW},
             changed_by=changed_by or SYSTEM_ACTOR,
             reason="completed",
             expected_version=expected_version,
-            after=lambda conn, row: repository.clear_lease(conn, assessment_id),
+            lease=repository.LeaseStep.RELEASE,
         )
 
     def fail_assessment(
@@ -449,7 +465,7 @@ class AssessmentStore:
             changed_by=changed_by or SYSTEM_ACTOR,
             reason=f"{kind}: {error_text}",
             expected_version=expected_version,
-            after=lambda conn, row: repository.clear_lease(conn, assessment_id),
+            lease=repository.LeaseStep.RELEASE,
         )
 
     def cancel_assessment(
@@ -467,12 +483,12 @@ class AssessmentStore:
         return self._transition(
             assessment_id,
             AssessmentEvent.CANCEL,
-            lambda row: {"message": text, "completed_at": repository.NOW},
+            {"message": text, "completed_at": repository.NOW},
             changed_by=changed_by or owner or SYSTEM_ACTOR,
             reason="cancelled" + (f": {text}" if text else ""),
             expected_version=expected_version,
             owner=owner,
-            after=lambda conn, row: repository.clear_lease(conn, assessment_id),
+            lease=repository.LeaseStep.RELEASE,
         )
 
     # -- batch maintenance ------------------------------------------------------

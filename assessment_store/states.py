@@ -76,6 +76,11 @@ def is_allowed(state: AssessmentState | None, event: AssessmentEvent) -> bool:
     return (state, event) in TRANSITIONS
 
 
+def sources_of(event: AssessmentEvent) -> frozenset[AssessmentState | None]:
+    """The states in which ``event`` may happen."""
+    return frozenset(state for (state, candidate), _ in TRANSITIONS.items() if candidate is event)
+
+
 def target_of(event: AssessmentEvent) -> AssessmentState:
     """The state an event leads to, whatever it starts from (for error messages)."""
     for (_, candidate_event), target in TRANSITIONS.items():

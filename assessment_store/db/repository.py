@@ -12,9 +12,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import Connection, RowMapping, TextClause, text
 
 from assessment_store.states import AssessmentEvent, AssessmentState
 
@@ -57,17 +59,27 @@ class NewAssessment:
     created_by: str
 
 
+class LeaseStep(StrEnum):
+    """What a change does to the attempt's lease, in the same statement."""
+
+    TAKE = "take"  # the claiming worker holds it until now + lease seconds
+    RELEASE = "release"  # the attempt is over
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One compare-and-set: the guard (id, version, state) and what to set."""
+    """One compare-and-set: the guard (id, state, and version unless None) and what to set."""
 
     assessment_id: str
-    expected_version: int
+    expected_version: int | None
     expected_state: AssessmentState
     event: AssessmentEvent
     values: Mapping[str, object]
     changed_by: str
     change_reason: str
+    lease: LeaseStep | None = None
+    lease_worker: str | None = None
+    lease_seconds: float | None = None
 
 
 def insert_assessments(conn: Connection, rows: Sequence[NewAssessment]) -> set[str]:
@@ -146,29 +158,21 @@ def fetch_assessment(
     return conn.execute(text(sql), params).mappings().first()
 
 
-def fetch_many(conn: Connection, ids: Sequence[str]) -> list[RowMapping]:
-    """Current rows of several assessments, in no particular order."""
-    result = conn.execute(
-        text(
-            f"SELECT {ASSESSMENT_COLUMNS} FROM assessment_states "
-            "WHERE assessment_id = ANY(CAST(:ids AS text[]))"
-        ),
-        {"ids": list(ids)},
-    )
-    return list(result.mappings())
-
-
 def compare_and_set(conn: Connection, change: Change) -> RowMapping | None:
-    """Apply ``change`` only if the row is still at the expected version and state.
+    """Apply ``change`` only if the row is still in the expected state (and version).
 
-    Bumps the version, stamps updated_at, and writes the audit row in the same
-    statement. Returns the new row, or None when the guard did not match (a stale
-    version, another state, or no such row): the caller decides which error that is.
+    Bumps the version, stamps updated_at, writes the audit row and takes or releases
+    the lease, all in one statement. Without an expected version the state guard
+    alone decides, which is exact for an event with one source state: a concurrent
+    change either commits first (the guard no longer matches) or waits for us.
+    Returns the new row, or None when the guard did not match (a stale version,
+    another state, or no such row): the caller decides which error that is.
     """
     unknown = set(change.values) - CHANGEABLE_COLUMNS
     if unknown:
         raise ValueError(f"not changeable: {sorted(unknown)}")
-    assignments = ["version = version + 1", "updated_at = now()"]
+    shape = tuple((column, value is NOW) for column, value in change.values.items())
+    statement = _cas_statement(shape, change.expected_version is not None, change.lease)
     params: dict[str, object] = {
         "id": change.assessment_id,
         "expected_version": change.expected_version,
@@ -176,23 +180,59 @@ def compare_and_set(conn: Connection, change: Change) -> RowMapping | None:
         "event": change.event.value,
         "changed_by": change.changed_by,
         "change_reason": change.change_reason,
+        "lease_worker": change.lease_worker,
+        "lease_seconds": change.lease_seconds,
     }
     for column, value in change.values.items():
         if value is NOW:
-            assignments.append(f"{column} = now()")
-        elif column == "state":
-            assignments.append("state = CAST(:new_state AS assessment_state)")
-            params["new_state"] = str(value)
+            continue
+        if column == "state":
+            params["v_state"] = str(value)
         elif column in JSONB_COLUMNS:
-            assignments.append(f"{column} = CAST(:v_{column} AS jsonb)")
             params[f"v_{column}"] = None if value is None else json.dumps(value)
         else:
-            assignments.append(f"{column} = :v_{column}")
             params[f"v_{column}"] = value
-    sql = f"""
+    return conn.execute(statement, params).mappings().first()
+
+
+@lru_cache(maxsize=64)
+def _cas_statement(
+    shape: tuple[tuple[str, bool], ...], guard_version: bool, lease: LeaseStep | None
+) -> TextClause:
+    """The compare-and-set SQL for one shape of change, built once and reused."""
+    assignments = ["version = version + 1", "updated_at = now()"]
+    for column, is_now in shape:
+        if is_now:
+            assignments.append(f"{column} = now()")
+        elif column == "state":
+            assignments.append("state = CAST(:v_state AS assessment_state)")
+        elif column in JSONB_COLUMNS:
+            assignments.append(f"{column} = CAST(:v_{column} AS jsonb)")
+        else:
+            assignments.append(f"{column} = :v_{column}")
+    version_guard = "AND version = :expected_version" if guard_version else ""
+    lease_step = ""
+    if lease is LeaseStep.TAKE:
+        lease_step = """, leased AS (
+            INSERT INTO assessment_leases (assessment_id, worker_id, lease_expires_at,
+                                           heartbeat_at)
+            SELECT assessment_id, :lease_worker,
+                   now() + make_interval(secs => :lease_seconds), now()
+            FROM changed
+            ON CONFLICT (assessment_id) DO UPDATE
+            SET worker_id = EXCLUDED.worker_id, lease_expires_at = EXCLUDED.lease_expires_at,
+                heartbeat_at = EXCLUDED.heartbeat_at
+        )"""
+    elif lease is LeaseStep.RELEASE:
+        lease_step = """, released AS (
+            UPDATE assessment_leases AS l
+            SET worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL
+            FROM changed AS c WHERE l.assessment_id = c.assessment_id
+        )"""
+    return text(f"""
         WITH changed AS (
             UPDATE assessment_states SET {", ".join(assignments)}
-            WHERE assessment_id = :id AND version = :expected_version
+            WHERE assessment_id = :id {version_guard}
               AND state = CAST(:expected_state AS assessment_state)
             RETURNING {ASSESSMENT_COLUMNS}
         ), audited AS (
@@ -202,10 +242,9 @@ def compare_and_set(conn: Connection, change: Change) -> RowMapping | None:
             SELECT assessment_id, :event, CAST(:expected_state AS assessment_state), state,
                    version - 1, version, :changed_by, :change_reason, updated_at
             FROM changed
-        )
+        ){lease_step}
         SELECT * FROM changed
-    """
-    return conn.execute(text(sql), params).mappings().first()
+    """)
 
 
 def retry_failed(
@@ -386,35 +425,6 @@ def fetch_stats(conn: Connection, *, window_seconds: int, created_by: str | None
         )
         .mappings()
         .one()
-    )
-
-
-def upsert_lease(
-    conn: Connection, assessment_id: str, worker_id: str, lease_seconds: float
-) -> None:
-    """Give ``worker_id`` the lease on a running attempt until now + lease_seconds."""
-    conn.execute(
-        text(
-            """
-            INSERT INTO assessment_leases (assessment_id, worker_id, lease_expires_at, heartbeat_at)
-            VALUES (:id, :worker, now() + make_interval(secs => :lease), now())
-            ON CONFLICT (assessment_id) DO UPDATE
-            SET worker_id = EXCLUDED.worker_id, lease_expires_at = EXCLUDED.lease_expires_at,
-                heartbeat_at = EXCLUDED.heartbeat_at
-            """
-        ),
-        {"id": assessment_id, "worker": worker_id, "lease": lease_seconds},
-    )
-
-
-def clear_lease(conn: Connection, assessment_id: str) -> None:
-    """End the running attempt's lease (the attempt finished one way or another)."""
-    conn.execute(
-        text(
-            "UPDATE assessment_leases SET worker_id = NULL, lease_expires_at = NULL, "
-            "heartbeat_at = NULL WHERE assessment_id = :id"
-        ),
-        {"id": assessment_id},
     )
 
 
