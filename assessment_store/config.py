@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     redispatch_after_seconds: float = Field(default=60.0, gt=0, le=86_400)
     maintenance_interval_seconds: float = Field(default=10.0, gt=0, le=86_400)
     retention_days: float = Field(default=30.0, gt=0, le=36_500)
+    retention_interval_seconds: float = Field(default=3600.0, gt=0, le=7 * 86_400)
     default_timeout_seconds: float = Field(default=300.0, gt=0, le=86_400)
     cleanup_batch_size: int = Field(default=500, ge=1, le=100_000)
     redispatch_batch_size: int = Field(default=500, ge=1, le=100_000)

@@ -8,12 +8,20 @@ Publishing happens after commit; a lost publish is simply re-dispatched later.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from assessment_store.backoff import retry_delay_seconds
 from assessment_store.db import repository
-from assessment_store.service import AssessmentStore
+from assessment_store.inputs import check_count, check_positive
+
+if TYPE_CHECKING:
+    from assessment_store.service import AssessmentStore
+
+ProgressCallback = Callable[[int], None]
+RETRY_BATCH_SIZE = 1000
 
 RESCUE_ACTOR = "maintenance.rescue"
 RESCUE_BATCH_SIZE = 500
@@ -26,6 +34,7 @@ class JobReport:
     job: str
     affected: int
     skipped: bool = False  # another runner held the job's lock
+    detail: dict[str, int] = field(default_factory=dict)
 
 
 def rescue_lost_attempts(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
@@ -80,6 +89,68 @@ def redispatch_stale_pending(store: AssessmentStore, *, max_batches: int = 20) -
     return JobReport("redispatch", published)
 
 
+def retry_failures(
+    store: AssessmentStore,
+    *,
+    max_retries: int,
+    due_only: bool,
+    progress: ProgressCallback | None = None,
+    max_batches: int | None = None,
+) -> list[str]:
+    """failed -> pending (retry_count + 1, audited) in batches, publishing each batch
+    after its commit. Rows are claimed with SKIP LOCKED: two runners split the work."""
+    retried: list[str] = []
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        with store.transaction() as conn:
+            rows = repository.retry_failed(
+                conn,
+                max_retries=max_retries,
+                due_only=due_only,
+                limit=RETRY_BATCH_SIZE,
+                changed_by="maintenance.retry" if due_only else "batch-retry",
+                change_reason="scheduled retry" if due_only else "batch retry",
+            )
+        store.publish([store.dispatch_item(row) for row in rows])
+        retried.extend(row["assessment_id"] for row in rows)
+        if progress is not None:
+            progress(len(retried))
+        if len(rows) < RETRY_BATCH_SIZE:
+            break
+    return retried
+
+
+def delete_finished(
+    store: AssessmentStore,
+    retention_days: float | None,
+    *,
+    batch_size: int | None = None,
+    max_batches: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[int, int]:
+    """Delete finished assessments older than ``retention_days`` with their audit rows,
+    ``batch_size`` per short transaction; (assessments, audit rows) deleted."""
+    settings = store.settings
+    days = check_positive(
+        "retentionDays", settings.retention_days if retention_days is None else retention_days
+    )
+    size = check_count("batchSize", batch_size or settings.cleanup_batch_size) or 1
+    cutoff = datetime.now(UTC) - timedelta(days=days)
+    deleted = audit_rows = batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        with store.transaction() as conn:
+            count, audits = repository.delete_finished_before(conn, cutoff, size)
+        deleted += count
+        audit_rows += audits
+        if progress is not None:
+            progress(deleted)
+        if count < size:
+            break
+    return deleted, audit_rows
+
+
 def retry_due_failures(store: AssessmentStore) -> JobReport:
     """failed -> pending for failures whose next_retry_at has passed (and publish)."""
     return JobReport("retry", len(store.retry_due_assessments()))
@@ -87,4 +158,5 @@ def retry_due_failures(store: AssessmentStore) -> JobReport:
 
 def apply_retention(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
     """Delete finished assessments older than RETENTION_DAYS, a bounded amount per run."""
-    return JobReport("retention", store.cleanup_old_assessments(max_batches=max_batches))
+    deleted, audit_rows = delete_finished(store, None, max_batches=max_batches)
+    return JobReport("retention", deleted, detail={"auditRows": audit_rows})

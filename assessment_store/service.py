@@ -63,7 +63,6 @@ from assessment_store.states import (
 logger = logging.getLogger("assessment_store.service")
 
 SYSTEM_ACTOR = "system"
-RETRY_BATCH_SIZE = 1000
 WAIT_POLL_FIRST_SECONDS = 0.02
 WAIT_POLL_MAX_SECONDS = 0.5
 
@@ -491,51 +490,28 @@ class AssessmentStore:
             lease=repository.LeaseStep.RELEASE,
         )
 
-    # -- batch maintenance ------------------------------------------------------
+    # -- batch maintenance (the work itself lives in assessment_store.maintenance) -----
 
     def batch_retry_failed_assessments(
         self, max_retries: int | None = None, *, progress: ProgressCallback | None = None
     ) -> list[str]:
         """Put every failed assessment with ``retry_count < max_retries`` back to pending
-        now (ignoring its backoff), in batches; returns the ids retried."""
+        now (ignoring its backoff), in batches, and publish them; returns the ids."""
+        from assessment_store import maintenance
+
         limit = self.settings.max_retries if max_retries is None else max_retries
         check_count("maxRetries", limit)
-        return self._retry(max_retries=limit, due_only=False, progress=progress)
+        return maintenance.retry_failures(
+            self, max_retries=limit, due_only=False, progress=progress
+        )
 
     def retry_due_assessments(self, *, max_batches: int | None = None) -> list[str]:
         """The scheduled retry: failed assessments whose next_retry_at has passed."""
-        return self._retry(
-            max_retries=self.settings.max_retries, due_only=True, max_batches=max_batches
-        )
+        from assessment_store import maintenance
 
-    def _retry(
-        self,
-        *,
-        max_retries: int,
-        due_only: bool,
-        progress: ProgressCallback | None = None,
-        max_batches: int | None = None,
-    ) -> list[str]:
-        retried: list[str] = []
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            with self.transaction() as conn:
-                rows = repository.retry_failed(
-                    conn,
-                    max_retries=max_retries,
-                    due_only=due_only,
-                    limit=RETRY_BATCH_SIZE,
-                    changed_by=SYSTEM_ACTOR,
-                    change_reason="scheduled retry" if due_only else "batch retry",
-                )
-            self.publish([self.dispatch_item(row) for row in rows])
-            retried.extend(r["assessment_id"] for r in rows)
-            if progress is not None:
-                progress(len(retried))
-            if len(rows) < RETRY_BATCH_SIZE:
-                break
-        return retried
+        return maintenance.retry_failures(
+            self, max_retries=self.settings.max_retries, due_only=True, max_batches=max_batches
+        )
 
     def cleanup_old_assessments(
         self,
@@ -547,19 +523,13 @@ class AssessmentStore:
     ) -> int:
         """Delete finished assessments (and their audit rows) older than ``retention_days``,
         in short transactions of ``batch_size`` rows; returns how many were deleted."""
-        days = self.settings.retention_days if retention_days is None else retention_days
-        days = check_positive("retentionDays", days)
-        size = check_count("batchSize", batch_size or self.settings.cleanup_batch_size) or 1
-        cutoff = datetime.now(UTC) - timedelta(days=days)
-        deleted = 0
-        batches = 0
-        while max_batches is None or batches < max_batches:
-            batches += 1
-            with self.transaction() as conn:
-                count, _audit_rows = repository.delete_finished_before(conn, cutoff, size)
-            deleted += count
-            if progress is not None:
-                progress(deleted)
-            if count < size:
-                break
+        from assessment_store import maintenance
+
+        deleted, _audit_rows = maintenance.delete_finished(
+            self,
+            retention_days,
+            batch_size=batch_size,
+            max_batches=max_batches,
+            progress=progress,
+        )
         return deleted

@@ -6,11 +6,10 @@ from typing import Any
 
 from assessment_store.config import Settings
 
-RETENTION_INTERVAL_SECONDS = 3600.0
-
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """Rescue, re-dispatch and retry every MAINTENANCE_INTERVAL_SECONDS; retention hourly.
+    """Rescue, re-dispatch and retry every MAINTENANCE_INTERVAL_SECONDS; retention every
+    RETENTION_INTERVAL_SECONDS (hourly by default).
 
     Each entry expires after one interval, so a backlog of ticks (a beat that ran while
     no worker consumed ``maintenance``) does not run the same job many times over.
@@ -20,7 +19,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "rescue": every,
         "redispatch": every,
         "retry": every,
-        "retention": RETENTION_INTERVAL_SECONDS,
+        "retention": settings.retention_interval_seconds,
     }
     return {
         f"assessment-store-{job}": {

@@ -29,3 +29,8 @@ def flaky(ctx: HandlerContext) -> dict[str, Any]:
     if ctx.attempt == 1:
         raise RuntimeError("first attempt always fails")
     return {"attempt": ctx.attempt}
+
+
+def always_fails(ctx: HandlerContext) -> dict[str, Any]:
+    """Fail every attempt (retries run out: a dead letter)."""
+    raise RuntimeError(f"attempt {ctx.attempt} failed")
