@@ -21,7 +21,8 @@ from workers.dispatcher import CeleryDispatcher
 # The acceptance tests own this Redis database and flush it around every test.
 ACCEPTANCE_REDIS_DB = 9
 PLUGINS = ",".join(
-    f"{name}=tests.acceptance.plugins:{name}" for name in ("noop", "sleepy", "flaky")
+    f"{name}=tests.acceptance.plugins:{name}"
+    for name in ("noop", "sleepy", "flaky", "always_fails")
 )
 
 
