@@ -37,7 +37,9 @@ class JobReport:
     detail: dict[str, int] = field(default_factory=dict)
 
 
-def rescue_lost_attempts(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
+def rescue_lost_attempts(
+    store: AssessmentStore, *, max_batches: int = 20, progress: ProgressCallback | None = None
+) -> JobReport:
     """processing -> failed ("worker lost") for every attempt whose lease expired, with a
     retry scheduled by the usual backoff while retries remain."""
     settings = store.settings
@@ -63,12 +65,16 @@ def rescue_lost_attempts(store: AssessmentStore, *, max_batches: int = 20) -> Jo
                 rows.append((row["assessment_id"], row["version"], next_retry_at, error))
             done = repository.fail_lost_attempts(conn, rows, RESCUE_ACTOR)
         rescued += len(done)
+        if progress is not None:
+            progress(rescued)
         if len(lost) < RESCUE_BATCH_SIZE:
             break
     return JobReport("rescue", rescued)
 
 
-def redispatch_stale_pending(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
+def redispatch_stale_pending(
+    store: AssessmentStore, *, max_batches: int = 20, progress: ProgressCallback | None = None
+) -> JobReport:
     """Publish again the pending assessments that no worker picked up in time (Redis
     lost the message, a publish failed, the broker was flushed or restarted)."""
     settings = store.settings
@@ -84,6 +90,8 @@ def redispatch_stale_pending(store: AssessmentStore, *, max_batches: int = 20) -
             )
         store.publish([store.dispatch_item(row) for row in rows])
         published += len(rows)
+        if progress is not None:
+            progress(published)
         if len(rows) < settings.redispatch_batch_size:
             break
     return JobReport("redispatch", published)
@@ -151,12 +159,27 @@ def delete_finished(
     return deleted, audit_rows
 
 
-def retry_due_failures(store: AssessmentStore) -> JobReport:
+def retry_due_failures(
+    store: AssessmentStore, *, progress: ProgressCallback | None = None
+) -> JobReport:
     """failed -> pending for failures whose next_retry_at has passed (and publish)."""
-    return JobReport("retry", len(store.retry_due_assessments()))
+    retried = retry_failures(
+        store, max_retries=store.settings.max_retries, due_only=True, progress=progress
+    )
+    return JobReport("retry", len(retried))
 
 
-def apply_retention(store: AssessmentStore, *, max_batches: int = 20) -> JobReport:
+def apply_retention(
+    store: AssessmentStore, *, max_batches: int = 20, progress: ProgressCallback | None = None
+) -> JobReport:
     """Delete finished assessments older than RETENTION_DAYS, a bounded amount per run."""
-    deleted, audit_rows = delete_finished(store, None, max_batches=max_batches)
+    deleted, audit_rows = delete_finished(store, None, max_batches=max_batches, progress=progress)
     return JobReport("retention", deleted, detail={"auditRows": audit_rows})
+
+
+JOBS: dict[str, Callable[..., JobReport]] = {
+    "rescue": rescue_lost_attempts,
+    "redispatch": redispatch_stale_pending,
+    "retry": retry_due_failures,
+    "retention": apply_retention,
+}

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="retry-failed")(retry_failed)
     app.command()(cleanup)
     app.command()(health)
+    app.command()(maintain)
 
 
 def migrate(
@@ -41,10 +42,10 @@ def migrate(
     console.print(f"database at revision {current} (newest: {head})")
 
 
-def _progress(description: str) -> Progress:
+def _progress() -> Progress:
     # On stderr: stdout stays clean for --json and pipes.
     return Progress(
-        TextColumn(description),
+        TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.completed} done"),
         TimeElapsedColumn(),
@@ -62,8 +63,8 @@ def retry_failed(
     """Put failed assessments with retries left back to pending now, and publish them."""
     store = producer_store()
     try:
-        with _progress("retrying") as progress:
-            task = progress.add_task("retry", total=None)
+        with _progress() as progress:
+            task = progress.add_task("retrying failed assessments", total=None)
             ids = store.batch_retry_failed_assessments(
                 max_retries, progress=lambda n: progress.update(task, completed=n)
             )
@@ -85,8 +86,10 @@ def cleanup(
     store = AssessmentStore()
     days = store.settings.retention_days if retention_days is None else retention_days
     try:
-        with _progress(f"deleting finished assessments older than {days:g} days") as progress:
-            task = progress.add_task("cleanup", total=None)
+        with _progress() as progress:
+            task = progress.add_task(
+                f"deleting finished assessments older than {days:g} days", total=None
+            )
             deleted = store.cleanup_old_assessments(
                 days, progress=lambda n: progress.update(task, completed=n)
             )
@@ -114,3 +117,47 @@ def health(as_json: JsonFlag = False) -> None:
             console.print(f"{name:>9}: {mark} ({detail})")
     if not status.healthy:
         raise typer.Exit(1)
+
+
+def maintain(
+    job: Annotated[
+        list[str] | None,
+        typer.Option(help="rescue, redispatch, retry or retention (repeatable); default all"),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run beat's maintenance jobs now, once (safe alongside a running beat)."""
+    from assessment_store import maintenance
+
+    chosen = job or list(maintenance.JOBS)
+    unknown = sorted(set(chosen) - set(maintenance.JOBS))
+    if unknown:
+        raise typer.BadParameter(
+            f"unknown job(s) {', '.join(unknown)}; choose from {', '.join(maintenance.JOBS)}",
+            param_hint="--job",
+        )
+    store = producer_store()
+    reports = []
+    try:
+        with _progress() as progress:
+            for name in chosen:
+                task = progress.add_task(name, total=None)
+                reports.append(
+                    maintenance.JOBS[name](
+                        store, progress=lambda n, task=task: progress.update(task, completed=n)
+                    )
+                )
+                progress.update(task, description=f"{name} done")
+    finally:
+        store.close()
+    if as_json:
+        print_json(
+            [
+                {"job": r.job, "affected": r.affected, "skipped": r.skipped, **r.detail}
+                for r in reports
+            ]
+        )
+        return
+    for report in reports:
+        note = " (another runner held the lock)" if report.skipped else ""
+        console.print(f"{report.job}: {report.affected}{note}")

@@ -144,3 +144,21 @@ def test_migrate_creates_and_upgrades_a_new_database(
     finally:
         get_settings.cache_clear()
         drop_database(base_settings.database_url, name)
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_maintain_runs_the_chosen_jobs_now(
+    capsys: pytest.CaptureFixture[str], store: AssessmentStore
+) -> None:
+    from sqlalchemy import text
+
+    lost = processing(store).assessment_id
+    with store.engines.primary.begin() as conn:
+        conn.execute(text("UPDATE assessment_leases SET lease_expires_at = now() - interval '1s'"))
+    code, out, _ = cli(capsys, "maintain", "--job", "rescue", "--job", "retention", "--json")
+    assert code == 0
+    reports = {r["job"]: r for r in json.loads(out)}
+    assert reports["rescue"]["affected"] == 1 and reports["retention"]["auditRows"] == 0
+    assert store.get_state(lost).error_message.startswith("worker lost")  # type: ignore[union-attr]
+    code, _, err = cli(capsys, "maintain", "--job", "defragment")
+    assert code == 2 and "unknown job" in err
