@@ -26,3 +26,15 @@ def raw_noop() -> None:
     if _client is None:
         _client = redis.Redis.from_url(get_settings().redis_url)
     _client.incr(COUNTER_KEY)
+
+
+def sleepy(ctx: HandlerContext) -> dict[str, Any]:
+    """Sleep ``sleep:SECONDS`` (from serverName) in ten steps, reporting progress."""
+    import time
+
+    seconds = float((ctx.request.server_name or "sleep:0").partition(":")[2] or 0)
+    for step in range(1, 10):
+        time.sleep(seconds / 10)
+        ctx.report_progress(step * 10)
+    time.sleep(seconds / 10)
+    return {"slept": seconds}
