@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import health, queries
+from assessment_store import creation, health, queries
 from assessment_store.backoff import retry_delay_seconds
 from assessment_store.config import Settings, get_settings
 from assessment_store.db import repository
@@ -25,11 +24,9 @@ from assessment_store.db.engine import Engines, run_read
 from assessment_store.db.errors import translated_db_errors
 from assessment_store.dispatch import Dispatcher, DispatchItem, NullDispatcher
 from assessment_store.errors import (
-    AssessmentConflictError,
     AssessmentNotFoundError,
     AssessmentTimeoutError,
     InvalidStateTransitionError,
-    UnknownAssessmentTypeError,
     VersionConflictError,
 )
 from assessment_store.events import EventHandler, Subscription, subscribe_to_audit
@@ -132,6 +129,12 @@ class AssessmentStore:
         """Release this process's database connections."""
         self.engines.dispose()
 
+    def __enter__(self) -> AssessmentStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     # -- creation ---------------------------------------------------------------
 
     def create_assessment(
@@ -156,7 +159,7 @@ class AssessmentStore:
             for r in requests
         ]
         check_text("createdBy", created_by, max_chars=255, required=True)
-        rows = self._new_rows(parsed, created_by)
+        rows = creation.new_rows(parsed, created_by, self.handlers)
         if not rows:
             return []
         requests_by_id = {row.assessment_id: req for row, req in zip(rows, parsed, strict=True)}
@@ -165,7 +168,7 @@ class AssessmentStore:
             inserted = repository.insert_assessments(conn, unique_rows)
             repeated = [row for row in unique_rows if row.assessment_id not in inserted]
             if repeated:
-                self._check_idempotent_repeats(conn, repeated)
+                creation.check_idempotent_repeats(conn, repeated)
         default_timeout = self.settings.default_timeout_seconds
         self.publish(
             [
@@ -179,48 +182,6 @@ class AssessmentStore:
             ]
         )
         return [row.assessment_id for row in rows]
-
-    def _new_rows(
-        self, requests: Sequence[AssessmentRequest], created_by: str
-    ) -> list[repository.NewAssessment]:
-        rows: list[repository.NewAssessment] = []
-        first_by_id: dict[str, AssessmentRequest] = {}
-        for request in requests:
-            if request.assessment_type not in self.handlers:
-                raise UnknownAssessmentTypeError(request.assessment_type, self.handlers.types())
-            assessment_id = request.id or str(uuid.uuid4())
-            if request.id is not None:
-                first = first_by_id.setdefault(request.id, request)
-                if first is not request and first.identity() != request.identity():
-                    raise AssessmentConflictError(request.id)
-            stored = request.to_wire()
-            stored["id"] = assessment_id
-            rows.append(
-                repository.NewAssessment(
-                    assessment_id=assessment_id,
-                    request_data=stored,
-                    priority=request.priority,
-                    assessment_type=request.assessment_type,
-                    server_name=request.server_name,
-                    source=request.source,
-                    created_by=created_by,
-                )
-            )
-        return rows
-
-    @staticmethod
-    def _check_idempotent_repeats(
-        conn: Connection, repeated: Sequence[repository.NewAssessment]
-    ) -> None:
-        existing = repository.fetch_identities(conn, [row.assessment_id for row in repeated])
-        for row in repeated:
-            owner, stored = existing[row.assessment_id]
-            same_request = (
-                AssessmentRequest.model_validate(stored).identity()
-                == AssessmentRequest.model_validate(row.request_data).identity()
-            )
-            if owner != row.created_by or not same_request:
-                raise AssessmentConflictError(row.assessment_id)
 
     # -- reading ----------------------------------------------------------------
 

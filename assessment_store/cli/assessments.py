@@ -58,8 +58,7 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an assessment (or a batch from --file) and publish it to the workers."""
-    store = producer_store()
-    try:
+    with producer_store() as store:
         if from_file is not None:
             requests = _read_requests(from_file)
             ids = store.batch_create_assessments(requests, created_by=created_by)
@@ -75,8 +74,6 @@ def submit(
                 options=parsed_options,
             )
             ids = [store.create_assessment(request, created_by=created_by)]
-    finally:
-        store.close()
     if as_json:
         print_json({"assessmentIds": ids})
     else:
@@ -98,11 +95,8 @@ def _read_requests(path: Path) -> list[dict[str, Any]]:
 
 def status(assessment_id: str, as_json: JsonFlag = False) -> None:
     """Show an assessment's current state."""
-    store = AssessmentStore()
-    try:
+    with AssessmentStore() as store:
         current = store.get_state(assessment_id)
-    finally:
-        store.close()
     if as_json:
         print_json(current.to_wire())
     else:
@@ -115,12 +109,8 @@ def wait(
     as_json: JsonFlag = False,
 ) -> None:
     """Wait until an assessment is finished; exit 1 on timeout."""
-    store = AssessmentStore()
-    try:
-        with errors.status(f"waiting for {assessment_id} (up to {timeout:g}s)"):
-            current = store.wait_for_completion(assessment_id, timeout=timeout)
-    finally:
-        store.close()
+    with AssessmentStore() as store, errors.status(f"waiting for {assessment_id}"):
+        current = store.wait_for_completion(assessment_id, timeout=timeout)
     if as_json:
         print_json(current.to_wire())
     else:
@@ -133,11 +123,8 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel a pending or running assessment."""
-    store = AssessmentStore()
-    try:
+    with AssessmentStore() as store:
         current = store.cancel_assessment(assessment_id, reason, changed_by="cli")
-    finally:
-        store.close()
     if as_json:
         print_json(current.to_wire())
     else:
@@ -168,11 +155,8 @@ def list_command(
             "cursor": cursor,
         }
     )
-    store = AssessmentStore()
-    try:
+    with AssessmentStore() as store:
         page = store.list_assessments(filters)
-    finally:
-        store.close()
     if as_json:
         print_json(page.to_wire())
         return
@@ -194,11 +178,8 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Counts by state, throughput, average processing time, error rate, dead letters."""
-    store = AssessmentStore()
-    try:
+    with AssessmentStore() as store:
         figures = store.get_assessment_stats(window_seconds=window)
-    finally:
-        store.close()
     if as_json:
         print_json(figures.to_wire())
         return
@@ -215,11 +196,8 @@ def stats(
 
 def audit(assessment_id: str, as_json: JsonFlag = False) -> None:
     """Show an assessment's audit chain, one row per version."""
-    store = AssessmentStore()
-    try:
+    with AssessmentStore() as store:
         entries = store.get_audit_trail(assessment_id)
-    finally:
-        store.close()
     if as_json:
         print_json([e.to_wire() for e in entries])
     else:

@@ -61,15 +61,11 @@ def retry_failed(
     as_json: JsonFlag = False,
 ) -> None:
     """Put failed assessments with retries left back to pending now, and publish them."""
-    store = producer_store()
-    try:
-        with _progress() as progress:
-            task = progress.add_task("retrying failed assessments", total=None)
-            ids = store.batch_retry_failed_assessments(
-                max_retries, progress=lambda n: progress.update(task, completed=n)
-            )
-    finally:
-        store.close()
+    with producer_store() as store, _progress() as progress:
+        task = progress.add_task("retrying failed assessments", total=None)
+        ids = store.batch_retry_failed_assessments(
+            max_retries, progress=lambda n: progress.update(task, completed=n)
+        )
     if as_json:
         print_json({"retried": ids})
     else:
@@ -83,18 +79,14 @@ def cleanup(
     as_json: JsonFlag = False,
 ) -> None:
     """Delete finished assessments (and their audit rows) past the retention period."""
-    store = AssessmentStore()
-    days = store.settings.retention_days if retention_days is None else retention_days
-    try:
-        with _progress() as progress:
-            task = progress.add_task(
-                f"deleting finished assessments older than {days:g} days", total=None
-            )
-            deleted = store.cleanup_old_assessments(
-                days, progress=lambda n: progress.update(task, completed=n)
-            )
-    finally:
-        store.close()
+    with AssessmentStore() as store, _progress() as progress:
+        days = store.settings.retention_days if retention_days is None else retention_days
+        task = progress.add_task(
+            f"deleting finished assessments older than {days:g} days", total=None
+        )
+        deleted = store.cleanup_old_assessments(
+            days, progress=lambda n: progress.update(task, completed=n)
+        )
     if as_json:
         print_json({"deleted": deleted, "retentionDays": days})
     else:
@@ -103,11 +95,8 @@ def cleanup(
 
 def health(as_json: JsonFlag = False) -> None:
     """Check PostgreSQL and Redis; exit 1 when anything is down."""
-    store = AssessmentStore()
-    try:
+    with AssessmentStore() as store:
         status = store.get_health_status()
-    finally:
-        store.close()
     if as_json:
         print_json(status.to_wire())
     else:
@@ -136,20 +125,16 @@ def maintain(
             f"unknown job(s) {', '.join(unknown)}; choose from {', '.join(maintenance.JOBS)}",
             param_hint="--job",
         )
-    store = producer_store()
     reports = []
-    try:
-        with _progress() as progress:
-            for name in chosen:
-                task = progress.add_task(name, total=None)
-                reports.append(
-                    maintenance.JOBS[name](
-                        store, progress=lambda n, task=task: progress.update(task, completed=n)
-                    )
+    with producer_store() as store, _progress() as progress:
+        for name in chosen:
+            task = progress.add_task(name, total=None)
+            reports.append(
+                maintenance.JOBS[name](
+                    store, progress=lambda n, task=task: progress.update(task, completed=n)
                 )
-                progress.update(task, description=f"{name} done")
-    finally:
-        store.close()
+            )
+            progress.update(task, description=f"{name} done")
     if as_json:
         print_json(
             [

@@ -15,7 +15,24 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from assessment_store.config import ENV_PREFIX, Settings
+
 CELERY = [sys.executable, "-m", "celery", "-A", "workers"]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def child_environment(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with ``settings`` spelled out as ASSESSMENT_STORE_*
+    variables (replacing any inherited ones), so a child loads exactly these settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    env.update(extra or {})
+    return env
 
 
 class ChildProcess:

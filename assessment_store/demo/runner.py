@@ -26,7 +26,7 @@ from assessment_store.cli.output import styled_state
 from assessment_store.config import ENV_PREFIX, Settings, get_settings, load_settings
 from assessment_store.db import migrate
 from assessment_store.demo import targets
-from assessment_store.demo.processes import celery_beat, celery_worker
+from assessment_store.demo.processes import celery_beat, celery_worker, child_environment
 from assessment_store.models import Assessment, AssessmentRequest
 from assessment_store.percentiles import percentile
 from assessment_store.service import AssessmentStore
@@ -125,15 +125,6 @@ def plan_batch(http_port: int, tls_port: int, rounds: int) -> DemoPlan:
         priority=9,
     )
     return DemoPlan(requests, cancel_index, notes)
-
-
-def child_environment(settings: Settings, extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    env.update(extra)
-    return env
 
 
 def live_view(states: list[Assessment], notes: dict[str, str], started: float) -> Group:

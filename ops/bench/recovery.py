@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,8 +21,12 @@ from celery import Celery
 from sqlalchemy import text
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
-from assessment_store.config import ENV_PREFIX, Settings
-from assessment_store.demo.processes import ChildProcess, celery_beat, celery_worker
+from assessment_store.demo.processes import (
+    ChildProcess,
+    celery_beat,
+    celery_worker,
+    child_environment,
+)
 from ops.bench.common import scratch_database
 from workers.celery_app import configure
 from workers.dispatcher import CeleryDispatcher
@@ -38,19 +41,6 @@ SHORT = {
     "retry_backoff_seconds": 0.2,
     "retry_backoff_max_seconds": 1.0,
 }
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(
-        {
-            f"{ENV_PREFIX}{k.upper()}": str(v)
-            for k, v in settings.model_dump().items()
-            if v is not None
-        }
-    )
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 @contextmanager
@@ -70,7 +60,7 @@ def system(tuning: dict[str, float]) -> Iterator[tuple[AssessmentStore, dict[str
         configure(app, settings)
         store = AssessmentStore(settings, dispatcher=CeleryDispatcher(app))
         stack.callback(store.close)
-        yield store, _env(settings), Path(logs)
+        yield store, child_environment(settings), Path(logs)
 
 
 def _start(process: ChildProcess) -> ChildProcess:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -21,8 +20,7 @@ from celery import Celery
 from sqlalchemy import create_engine, pool, text
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
-from assessment_store.config import ENV_PREFIX, Settings
-from assessment_store.demo.processes import celery_worker
+from assessment_store.demo.processes import celery_worker, child_environment
 from ops.bench.common import scratch_database
 from ops.bench.plugins import COUNTER_KEY
 from workers.celery_app import configure
@@ -32,19 +30,6 @@ from workers.routing import NORMAL_QUEUE
 BENCH_REDIS_DB = 10
 ROOT = Path(__file__).resolve().parents[2]
 QUEUES = "assessments.high,assessments.normal,assessments.low"
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(
-        {
-            f"{ENV_PREFIX}{k.upper()}": str(v)
-            for k, v in settings.model_dump().items()
-            if v is not None
-        }
-    )
-    env["PYTHONPATH"] = str(ROOT)
-    return env
 
 
 def _wait(condition: Any, timeout: float = 300) -> None:
@@ -146,7 +131,7 @@ def main() -> None:
             broker_url=broker,
             handlers="noop=ops.bench.plugins:noop",
         )
-        env = _env(settings)
+        env = child_environment(settings)
         app = Celery("bench-producer")
         configure(app, settings)
         store = AssessmentStore(settings, dispatcher=CeleryDispatcher(app))

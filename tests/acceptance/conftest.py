@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,8 +12,9 @@ from celery import Celery
 from sqlalchemy import make_url
 
 from assessment_store import Assessment, AssessmentStore, load_settings
-from assessment_store.config import ENV_PREFIX, Settings
-from tests.acceptance.processes import ROOT, CeleryProcess, beat, worker
+from assessment_store.config import Settings
+from assessment_store.demo.processes import child_environment
+from tests.acceptance.processes import CeleryProcess, beat, worker
 from workers.celery_app import configure
 from workers.dispatcher import CeleryDispatcher
 
@@ -57,12 +57,7 @@ def system_settings(settings: Settings, broker_url: str) -> Settings:
 
 def environment_for(settings: Settings) -> dict[str, str]:
     """The process environment that makes a subprocess load exactly ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"{ENV_PREFIX}{name.upper()}"] = str(value)
-    env["PYTHONPATH"] = str(ROOT)
-    return env
+    return child_environment(settings)
 
 
 @pytest.fixture
