@@ -1,10 +1,10 @@
 """``subscribe``: the seed's assessment.* events, read from the audit table.
 
 Every change already writes an audit row in its own transaction, so the audit table
-is a durable, cross-process event log. A subscription polls it from a thread of its
-own (a slow handler delays only its own subscription). Ids are allocated before
-commit, so a row can become visible after a higher id: the poll re-reads a horizon
-of recent ids and remembers what it delivered, so late commits are not missed.
+is a durable, cross-process event log. A subscription reads it from a thread of its
+own (a slow handler delays only its own subscription), woken by change notifications.
+Ids are allocated before commit, so a row can become visible after a higher id: the
+reader re-reads the ids it skipped for a while, so late commits are not missed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Engine, RowMapping, text
 
 from assessment_store.inputs import InvalidInputError
+from assessment_store.notify import ANY_ASSESSMENT, StateNotifier
 from assessment_store.states import AssessmentState
 
 logger = logging.getLogger("assessment_store.events")
@@ -61,16 +62,27 @@ EventHandler = Callable[[AssessmentEventMessage], None]
 
 
 class Subscription:
-    """A live subscription; :meth:`close` stops it and frees its thread."""
+    """A live subscription; :meth:`close` stops it and frees its thread and its watch.
+
+    The audit table is read when a change notification arrives (LISTEN/NOTIFY, see
+    ``notify``) and every ``interval`` seconds regardless, so delivery is prompt and a
+    lost notification only delays.
+    """
 
     def __init__(
-        self, engine: Engine, event_types: frozenset[str], handler: EventHandler, interval: float
+        self,
+        engine: Engine,
+        event_types: frozenset[str],
+        handler: EventHandler,
+        interval: float,
+        notifier: StateNotifier | None = None,
     ) -> None:
         self._engine = engine
         self._event_types = event_types
         self._handler = handler
         self._interval = interval
         self._stop = threading.Event()
+        self._wake = threading.Event()
         with engine.connect() as conn:
             self._max_seen = int(
                 conn.execute(
@@ -79,6 +91,11 @@ class Subscription:
             )
         # Ids skipped over so far (not yet committed, or rolled back) -> when first seen.
         self._gaps: dict[int, float] = {}
+        self._watch = (
+            notifier.watch(ANY_ASSESSMENT, lambda _id, _state: self._wake.set())
+            if notifier is not None
+            else None
+        )
         self._thread = threading.Thread(target=self._run, name="assessment-events", daemon=True)
         self._thread.start()
 
@@ -89,6 +106,9 @@ class Subscription:
     def close(self, timeout: float = 5.0) -> None:
         """Stop delivering; returns once the polling thread has ended."""
         self._stop.set()
+        self._wake.set()
+        if self._watch is not None:
+            self._watch.cancel()
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout)
 
@@ -105,7 +125,8 @@ class Subscription:
                     pass  # a full batch: more may be waiting
             except Exception:
                 logger.warning("event_poll_failed", exc_info=True)
-            self._stop.wait(self._interval)
+            self._wake.wait(self._interval)
+            self._wake.clear()
 
     def _poll_once(self) -> bool:
         """Deliver late commits and new rows; True when a full batch was read."""
@@ -164,7 +185,11 @@ class Subscription:
 
 
 def subscribe_to_audit(
-    engine: Engine, event_types: Sequence[str], handler: EventHandler, interval: float
+    engine: Engine,
+    event_types: Sequence[str],
+    handler: EventHandler,
+    interval: float,
+    notifier: StateNotifier | None = None,
 ) -> Subscription:
     """Start a subscription to ``event_types`` (e.g. ``["assessment.completed"]``)."""
     wanted = frozenset(event_types)
@@ -175,4 +200,4 @@ def subscribe_to_audit(
         )
     if not callable(handler):
         raise InvalidInputError("handler", "must be callable", handler)
-    return Subscription(engine, wanted, handler, interval)
+    return Subscription(engine, wanted, handler, interval, notifier)

@@ -8,6 +8,7 @@ each version gets exactly one audit row in the same transaction.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -49,6 +50,7 @@ from assessment_store.models import (
     AuditEntry,
     HealthStatus,
 )
+from assessment_store.notify import StateNotifier, wait_until
 from assessment_store.states import (
     AssessmentEvent,
     AssessmentState,
@@ -60,8 +62,8 @@ from assessment_store.states import (
 logger = logging.getLogger("assessment_store.service")
 
 SYSTEM_ACTOR = "system"
-WAIT_POLL_FIRST_SECONDS = 0.02
-WAIT_POLL_MAX_SECONDS = 0.5
+# A waiter re-reads the row this often even without a notification.
+WAIT_RECHECK_SECONDS = 5.0
 
 T = TypeVar("T")
 ValuesFor = Callable[[RowMapping], Mapping[str, object]]
@@ -88,6 +90,7 @@ class AssessmentStore:
         self.engines = engines or Engines(self.settings)
         self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
         self.handlers = handlers or HandlerRegistry.from_setting(self.settings.handlers)
+        self._notifier: StateNotifier | None = None
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -126,7 +129,10 @@ class AssessmentStore:
         )
 
     def close(self) -> None:
-        """Release this process's database connections."""
+        """Release this process's database connections (and the LISTEN connection)."""
+        if self._notifier is not None:
+            self._notifier.close()
+            self._notifier = None
         self.engines.dispose()
 
     def __enter__(self) -> AssessmentStore:
@@ -194,23 +200,35 @@ class AssessmentStore:
             raise AssessmentNotFoundError(assessment_id)
         return to_assessment(row)
 
+    @property
+    def notifier(self) -> StateNotifier:
+        """This store's LISTEN connection for push-based waiting (started on first use)."""
+        if self._notifier is None:
+            self._notifier = StateNotifier(self.settings.database_url)
+        return self._notifier
+
     def wait_for_completion(
         self, assessment_id: str, timeout: float = 30.0, *, owner: str | None = None
     ) -> Assessment:
         """Block until the assessment is finished (completed, cancelled, or failed with no
-        retry coming); AssessmentTimeoutError after ``timeout`` seconds."""
+        retry coming); AssessmentTimeoutError after ``timeout`` seconds.
+
+        Woken by the assessment's own change notifications; re-checks the database every
+        WAIT_RECHECK_SECONDS as well, so a lost notification only delays."""
         timeout = check_positive("timeout", timeout)
         deadline = time.monotonic() + timeout
-        interval = WAIT_POLL_FIRST_SECONDS
-        while True:
-            current = self.get_state(assessment_id, owner=owner)
-            if current.is_finished:
-                return current
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssessmentTimeoutError(assessment_id, timeout, current.state.value)
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 2, WAIT_POLL_MAX_SECONDS)
+        woken = threading.Event()
+        watch = self.notifier.watch(assessment_id, lambda _id, _state: woken.set())
+        try:
+            while True:
+                current = self.get_state(assessment_id, owner=owner)
+                if current.is_finished:
+                    return current
+                if time.monotonic() >= deadline:
+                    raise AssessmentTimeoutError(assessment_id, timeout, current.state.value)
+                wait_until(woken, deadline, WAIT_RECHECK_SECONDS)
+        finally:
+            watch.cancel()
 
     def list_assessments(
         self, filters: AssessmentFilters | None = None, *, owner: str | None = None
@@ -251,11 +269,14 @@ class AssessmentStore:
         event_types: Sequence[str],
         handler: EventHandler,
         *,
-        poll_interval_seconds: float = 0.2,
+        poll_interval_seconds: float = 1.0,
     ) -> Subscription:
         """Call ``handler`` for every ``assessment.*`` event of the given types, from any
-        process, until the returned subscription is closed."""
-        return subscribe_to_audit(self.engines.reader, event_types, handler, poll_interval_seconds)
+        process, until the returned subscription is closed. Woken by change
+        notifications; ``poll_interval_seconds`` bounds the delay if one is lost."""
+        return subscribe_to_audit(
+            self.engines.reader, event_types, handler, poll_interval_seconds, self.notifier
+        )
 
     # -- changes ----------------------------------------------------------------
 

@@ -118,7 +118,9 @@ def insert_assessments(conn: Connection, rows: Sequence[NewAssessment]) -> set[s
                        created_by, 'created', created_at
                 FROM inserted
             )
-            SELECT assessment_id FROM inserted
+            SELECT assessment_id,
+                   (SELECT pg_notify('assessment_state', '* pending')) AS notified
+            FROM inserted
             """
         ),
         {
@@ -243,7 +245,8 @@ def _cas_statement(
                    version - 1, version, :changed_by, :change_reason, updated_at
             FROM changed
         ){lease_step}
-        SELECT * FROM changed
+        SELECT *, pg_notify('assessment_state', assessment_id || ' ' || state) AS notified
+        FROM changed
     """)
 
 
@@ -290,7 +293,8 @@ def retry_failed(
                    updated_at
             FROM changed
         )
-        SELECT * FROM changed
+        SELECT *, pg_notify('assessment_state', assessment_id || ' pending') AS notified
+        FROM changed
     """
     result = conn.execute(
         text(sql),
@@ -508,7 +512,8 @@ def fail_lost_attempts(
                        :changed_by, 'rescued: ' || error, updated_at
                 FROM changed
             )
-            SELECT assessment_id FROM changed
+            SELECT assessment_id, pg_notify('assessment_state', assessment_id || ' failed')
+            FROM changed
             """
         ),
         {

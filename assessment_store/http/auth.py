@@ -1,0 +1,90 @@
+"""Bearer JWT authentication (HS256) and role checks.
+
+Claims: ``sub`` (the caller; assessments it creates carry it as their creator) and
+``role``: ``producer`` creates and reads its own assessments, ``viewer`` only reads its
+own, ``admin`` reads and changes all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+
+from assessment_store.errors import AssessmentStoreError
+
+ALGORITHM = "HS256"
+# Used only when the API or the token command is run with --dev, never otherwise.
+DEVELOPMENT_SECRET = "assessment-store-development-only-secret-do-not-deploy"
+
+
+class Role(StrEnum):
+    PRODUCER = "producer"
+    VIEWER = "viewer"
+    ADMIN = "admin"
+
+
+class UnauthorizedError(AssessmentStoreError):
+    """Raised when a request carries no valid bearer token."""
+
+    code = "UNAUTHORIZED"
+    http_status = 401
+
+
+class ForbiddenError(AssessmentStoreError):
+    """Raised when the caller's role may not do this."""
+
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: ``owner`` is None for admins (they see every assessment)."""
+
+    subject: str
+    role: Role
+
+    @property
+    def owner(self) -> str | None:
+        return None if self.role is Role.ADMIN else self.subject
+
+    def require(self, *roles: Role) -> None:
+        if self.role not in roles:
+            allowed = ", ".join(r.value for r in roles)
+            raise ForbiddenError(f"role {self.role.value!r} may not do this (needs {allowed})")
+
+
+def issue_token(secret: str, subject: str, role: Role, ttl: timedelta) -> str:
+    """A signed token for ``subject`` with ``role``, valid for ``ttl``."""
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {"sub": subject, "role": role.value, "iat": now, "exp": now + ttl}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def authenticate(secret: str, authorization: str | None) -> Principal:
+    """The principal of an ``Authorization: Bearer <JWT>`` header, or UnauthorizedError."""
+    if not authorization:
+        raise UnauthorizedError("missing Authorization header (expected 'Bearer <token>')")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthorizedError("Authorization header must be 'Bearer <token>'")
+    try:
+        claims = jwt.decode(
+            token.strip(), secret, algorithms=[ALGORITHM], options={"require": ["sub", "role"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise UnauthorizedError("token expired") from None
+    except jwt.InvalidTokenError as exc:
+        raise UnauthorizedError(f"invalid token: {exc}") from None
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+        raise UnauthorizedError("invalid token: 'sub' must be a non-empty string")
+    try:
+        role = Role(str(claims.get("role")))
+    except ValueError:
+        raise UnauthorizedError("invalid token: 'role' must be producer, viewer or admin") from None
+    return Principal(subject, role)
