@@ -20,6 +20,7 @@ DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/assessment
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 # Secrets that ship in examples and must never protect a production deployment.
+MIN_JWT_SECRET_BYTES = 32
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret"})
 
 
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     redis_url: str = DEFAULT_REDIS_URL
     broker_url: str | None = None
     jwt_secret: str | None = None
+    # Explicit opt-in (``assessment-store api --dev``): serve with a fixed, public
+    # development secret when JWT_SECRET is not set. Never in production.
+    api_dev_mode: bool = False
+    api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     handlers: str = ""
 
     max_retries: int = Field(default=3, ge=0, le=100)
@@ -95,14 +100,27 @@ class Settings(BaseSettings):
                 f"below {ENV_PREFIX}BROKER_VISIBILITY_TIMEOUT_SECONDS "
                 f"({self.broker_visibility_timeout_seconds})"
             )
-        if self.environment == "production" and (
-            self.jwt_secret is None or self.jwt_secret.strip().lower() in PLACEHOLDER_SECRETS
-        ):
+        if self.environment == "production" and self.api_dev_mode:
             raise ValueError(
-                f"{ENV_PREFIX}JWT_SECRET must be set to a real secret when "
-                f"{ENV_PREFIX}ENVIRONMENT is production"
+                f"{ENV_PREFIX}API_DEV_MODE cannot be used when {ENV_PREFIX}ENVIRONMENT is "
+                "production"
+            )
+        if self.environment == "production" and not self.has_real_jwt_secret:
+            raise ValueError(
+                f"{ENV_PREFIX}JWT_SECRET must be set to a real secret (at least "
+                f"{MIN_JWT_SECRET_BYTES} bytes) when {ENV_PREFIX}ENVIRONMENT is production"
             )
         return self
+
+    @property
+    def has_real_jwt_secret(self) -> bool:
+        """A JWT secret is set, long enough for HS256 (32 bytes, RFC 7518), and not one of
+        the well-known placeholders."""
+        return (
+            self.jwt_secret is not None
+            and len(self.jwt_secret.encode()) >= MIN_JWT_SECRET_BYTES
+            and self.jwt_secret.strip().lower() not in PLACEHOLDER_SECRETS
+        )
 
     @property
     def effective_broker_url(self) -> str:

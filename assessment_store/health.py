@@ -11,6 +11,8 @@ from sqlalchemy import Engine
 from assessment_store.db import repository
 from assessment_store.models import ComponentHealth, HealthStatus, utc_now
 
+__all__ = ["ComponentHealth", "check", "check_database", "check_redis"]
+
 CHECK_TIMEOUT_SECONDS = 2.0
 
 

@@ -84,7 +84,7 @@ def test_a_backoff_cap_below_the_base_is_refused(monkeypatch: pytest.MonkeyPatch
         load_settings()
 
 
-@pytest.mark.parametrize("secret", [None, "changeme", "  secret "])
+@pytest.mark.parametrize("secret", [None, "changeme", "  secret ", "too-short-for-hs256"])
 def test_production_refuses_a_missing_or_placeholder_jwt_secret(
     monkeypatch: pytest.MonkeyPatch, secret: str | None
 ) -> None:

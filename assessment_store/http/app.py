@@ -1,0 +1,54 @@
+"""The FastAPI application factory (``assessment-store api`` serves it with uvicorn)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import REGISTRY, CollectorRegistry, Metric
+from prometheus_client.registry import Collector
+
+from assessment_store import __version__
+from assessment_store.http import errors, ops_routes, routes
+from assessment_store.http.limits import BodySizeLimit
+from assessment_store.metrics import SystemCollector
+from assessment_store.service import AssessmentStore
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+def create_app(
+    store: AssessmentStore, jwt_secret: str, *, max_body_bytes: int = MAX_BODY_BYTES
+) -> FastAPI:
+    """An app serving ``store``; tokens are verified with ``jwt_secret``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="AssessmentStore",
+        version=__version__,
+        description="Durable assessments: create, watch, wait for and audit them.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.jwt_secret = jwt_secret
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_ProcessMetrics())
+    registry.register(SystemCollector(store))
+    app.state.metrics_registry = registry
+    errors.install(app)
+    app.include_router(routes.router)
+    app.include_router(ops_routes.router)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    return app
+
+
+class _ProcessMetrics(Collector):
+    """This process's own counters and histograms (the default registry)."""
+
+    def collect(self) -> Iterable[Metric]:
+        yield from REGISTRY.collect()

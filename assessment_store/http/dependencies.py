@@ -1,0 +1,27 @@
+"""FastAPI dependencies: the process's store and the caller's identity."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from assessment_store.http.auth import Principal, authenticate
+from assessment_store.service import AssessmentStore
+
+
+def store_of(request: Request) -> AssessmentStore:
+    store: AssessmentStore = request.app.state.store
+    return store
+
+
+def principal_of(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer <JWT>")] = None,
+) -> Principal:
+    secret: str = request.app.state.jwt_secret
+    return authenticate(secret, authorization)
+
+
+Store = Annotated[AssessmentStore, Depends(store_of)]
+Caller = Annotated[Principal, Depends(principal_of)]

@@ -1,0 +1,90 @@
+"""Every error as ``{"error": {"code": ..., "message": ...}}`` with the right status.
+
+Domain errors carry their code and status; request validation names the field; an
+unexpected failure is a 500 with a generic message (and a log line), never a
+traceback in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assessment_store.errors import AssessmentStoreError
+
+logger = logging.getLogger("assessment_store.http")
+
+HTTP_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    408: "ASSESSMENT_TIMEOUT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+}
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+def validation_response(errors: list[Any]) -> JSONResponse:
+    details = [
+        {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors
+    ]
+    message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "invalid request"
+    return JSONResponse(
+        status_code=422, content=error_body("VALIDATION_ERROR", message, details=details)
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn exceptions into the error body."""
+
+    @app.exception_handler(AssessmentStoreError)
+    async def _domain(request: Request, exc: AssessmentStoreError) -> JSONResponse:
+        status = exc.http_status
+        if status >= 500:
+            logger.warning("request_failed: %s %s: %s", request.method, request.url.path, exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(
+            status_code=status, content=error_body(exc.code, exc.message), headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return validation_response(list(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def _model_validation(request: Request, exc: ValidationError) -> JSONResponse:
+        return validation_response(list(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+        return JSONResponse(
+            status_code=exc.status_code,
+            content=error_body(code, str(exc.detail)),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled_error: %s %s", request.method, request.url.path)
+        return JSONResponse(
+            status_code=500, content=error_body("INTERNAL_ERROR", "internal server error")
+        )

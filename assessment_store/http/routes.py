@@ -1,0 +1,152 @@
+"""The /v1 assessment endpoints: thin (parse, call one service function, shape)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, status
+
+from assessment_store.http import waiting
+from assessment_store.http.auth import Role
+from assessment_store.http.dependencies import Caller, Store
+from assessment_store.http.schemas import (
+    AuditTrailResponse,
+    BatchCreatedResponse,
+    BatchCreateRequest,
+    CancelRequest,
+    CreatedResponse,
+    ErrorResponse,
+)
+from assessment_store.models import (
+    Assessment,
+    AssessmentFilters,
+    AssessmentPage,
+    AssessmentRequest,
+    AssessmentStats,
+)
+from assessment_store.states import AssessmentState
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
+}
+router = APIRouter(prefix="/v1", responses=ERRORS)
+WRITERS = (Role.PRODUCER, Role.ADMIN)
+MAX_WAIT_SECONDS = 300.0
+
+
+@router.post(
+    "/assessments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedResponse,
+    response_model_by_alias=True,
+)
+def create_assessment(request: AssessmentRequest, store: Store, caller: Caller) -> CreatedResponse:
+    """Create an assessment (idempotent on a client-supplied ``id``)."""
+    caller.require(*WRITERS)
+    assessment_id = store.create_assessment(request, created_by=caller.subject)
+    current = store.get_state(assessment_id)
+    return CreatedResponse(assessment_id=assessment_id, state=current.state)
+
+
+@router.post(
+    "/assessments/batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BatchCreatedResponse,
+    response_model_by_alias=True,
+)
+def create_batch(body: BatchCreateRequest, store: Store, caller: Caller) -> BatchCreatedResponse:
+    """Create many assessments in one transaction: all or none."""
+    caller.require(*WRITERS)
+    ids = store.batch_create_assessments(body.assessments, created_by=caller.subject)
+    return BatchCreatedResponse(assessment_ids=ids)
+
+
+@router.get("/assessments", response_model=AssessmentPage, response_model_by_alias=True)
+def list_assessments(
+    store: Store,
+    caller: Caller,
+    state: Annotated[list[AssessmentState] | None, Query()] = None,
+    assessment_type: Annotated[str | None, Query(alias="type", max_length=64)] = None,
+    server: Annotated[str | None, Query(max_length=1024)] = None,
+    source: Annotated[str | None, Query(pattern="^(installer|compliance)$")] = None,
+    created_by: Annotated[str | None, Query(alias="createdBy", max_length=255)] = None,
+    created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
+    created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> AssessmentPage:
+    """Assessments newest first; ``nextCursor`` fetches the next page."""
+    filters = AssessmentFilters.model_validate(
+        {
+            "states": state,
+            "assessmentType": assessment_type,
+            "serverName": server,
+            "source": source,
+            "createdBy": created_by,
+            "createdAfter": created_after,
+            "createdBefore": created_before,
+            "limit": limit,
+            "cursor": cursor,
+        }
+    )
+    return store.list_assessments(filters, owner=caller.owner)
+
+
+@router.get("/assessments/{assessment_id}", response_model=Assessment, response_model_by_alias=True)
+def get_assessment(assessment_id: str, store: Store, caller: Caller) -> Assessment:
+    """The assessment's current state."""
+    return store.get_state(assessment_id, owner=caller.owner)
+
+
+@router.get(
+    "/assessments/{assessment_id}/wait",
+    response_model=Assessment,
+    response_model_by_alias=True,
+    responses={408: {"model": ErrorResponse}},
+)
+async def wait_for_assessment(
+    assessment_id: str,
+    store: Store,
+    caller: Caller,
+    timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)] = 30.0,
+) -> Assessment:
+    """Long-poll until the assessment is finished; 408 ASSESSMENT_TIMEOUT after ``timeout``."""
+    return await waiting.wait_for_completion(store, assessment_id, timeout, caller.owner)
+
+
+@router.post(
+    "/assessments/{assessment_id}/cancel", response_model=Assessment, response_model_by_alias=True
+)
+def cancel_assessment(
+    assessment_id: str,
+    store: Store,
+    caller: Caller,
+    body: Annotated[CancelRequest | None, Body()] = None,
+) -> Assessment:
+    """Cancel a pending or running assessment, with an optional ``reason``."""
+    caller.require(*WRITERS)
+    return store.cancel_assessment(
+        assessment_id, body.reason if body else None, owner=caller.owner, changed_by=caller.subject
+    )
+
+
+@router.get(
+    "/assessments/{assessment_id}/audit",
+    response_model=AuditTrailResponse,
+    response_model_by_alias=True,
+)
+def audit_trail(assessment_id: str, store: Store, caller: Caller) -> AuditTrailResponse:
+    """Every version of the assessment, oldest first."""
+    entries = store.get_audit_trail(assessment_id, owner=caller.owner)
+    return AuditTrailResponse(assessment_id=assessment_id, entries=entries)
+
+
+@router.get("/stats", response_model=AssessmentStats, response_model_by_alias=True)
+def stats(
+    store: Store,
+    caller: Caller,
+    window: Annotated[int, Query(ge=1, le=86_400, description="seconds for rates")] = 300,
+) -> AssessmentStats:
+    """Counts by state, throughput per minute, average processing time, error rate."""
+    return store.get_assessment_stats(owner=caller.owner, window_seconds=window)
