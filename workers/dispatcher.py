@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from celery import Celery
 
 from assessment_store.config import Settings, get_settings
+from assessment_store.db.engine import Engines
 from assessment_store.dispatch import DispatchItem
 from assessment_store.service import AssessmentStore
 from workers.routing import queue_for_priority
@@ -48,10 +49,21 @@ class CeleryDispatcher:
         logger.debug("dispatched %d assessment(s)", len(items))
 
 
-def make_store(settings: Settings | None = None, app: Celery | None = None) -> AssessmentStore:
-    """An AssessmentStore that publishes to the workers (producers, API, CLI)."""
+def make_store(
+    settings: Settings | None = None,
+    app: Celery | None = None,
+    *,
+    application_name: str = "assessment-store",
+) -> AssessmentStore:
+    """An AssessmentStore that publishes to the workers (producers, API, CLI);
+    ``application_name`` labels its database connections (pg_stat_activity)."""
     if app is None:
         from workers.celery_app import app as default_app
 
         app = default_app
-    return AssessmentStore(settings or get_settings(), dispatcher=CeleryDispatcher(app))
+    settings = settings or get_settings()
+    return AssessmentStore(
+        settings,
+        engines=Engines(settings, application_name=application_name),
+        dispatcher=CeleryDispatcher(app),
+    )

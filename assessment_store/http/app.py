@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Metric
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assessment_store import __version__
@@ -37,7 +38,7 @@ def create_app(
     app.state.store = store
     app.state.jwt_secret = jwt_secret
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_ProcessMetrics())
+    registry.register(_ProcessMetrics(store))
     registry.register(SystemCollector(store))
     app.state.metrics_registry = registry
     errors.install(app)
@@ -48,7 +49,16 @@ def create_app(
 
 
 class _ProcessMetrics(Collector):
-    """This process's own counters and histograms (the default registry)."""
+    """This process's own counters and histograms (the default registry), and how many
+    long-polls it is holding."""
+
+    def __init__(self, store: AssessmentStore) -> None:
+        self.store = store
 
     def collect(self) -> Iterable[Metric]:
         yield from REGISTRY.collect()
+        waiters = GaugeMetricFamily(
+            "assessmentstore_api_waiters", "Long-polls this API process is holding"
+        )
+        waiters.add_metric([], float(self.store.notifier.watch_count))
+        yield waiters

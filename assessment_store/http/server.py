@@ -39,4 +39,5 @@ def app_from_environment() -> FastAPI:
 
     settings = get_settings()
     secret = jwt_secret_for(settings)
-    return create_app(make_store(settings), secret, max_body_bytes=settings.api_max_body_bytes)
+    store = make_store(settings, application_name="assessment-store-api")
+    return create_app(store, secret, max_body_bytes=settings.api_max_body_bytes)
