@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from assessment_store import metrics
 from assessment_store.config import Settings
 from assessment_store.errors import (
     AssessmentCancelledError,
@@ -115,7 +116,15 @@ def run_attempt(
     except AssessmentNotFoundError:
         logger.info("assessment_gone: %s (deleted before it ran)", assessment_id)
         return Outcome.DUPLICATE
-    return _run_claimed(store, claimed, worker_id, timeout_exceptions)
+    if claimed.retry_count == 0 and claimed.started_at is not None:
+        waited = (claimed.started_at - claimed.created_at).total_seconds()
+        metrics.QUEUE_WAIT_SECONDS.labels(claimed.assessment_type).observe(max(0.0, waited))
+    started = time.monotonic()
+    outcome = _run_claimed(store, claimed, worker_id, timeout_exceptions)
+    metrics.PROCESSING_SECONDS.labels(claimed.assessment_type, outcome.value).observe(
+        time.monotonic() - started
+    )
+    return outcome
 
 
 def _run_claimed(
@@ -149,8 +158,10 @@ def _run_claimed(
             logger.warning("attempt_superseded: %s", exc)
             return Outcome.SUPERSEDED
         except PermanentAssessmentError as exc:
+            metrics.ERRORS.labels("permanent").inc()
             return _fail(store, ctx, worker_id, _describe(exc), permanent=True)
         except timeout_exceptions:
+            metrics.ERRORS.labels("timeout").inc()
             return _fail(
                 store,
                 ctx,
@@ -160,6 +171,7 @@ def _run_claimed(
             )
         except Exception as exc:
             logger.warning("attempt_failed: %s", claimed.assessment_id, exc_info=True)
+            metrics.ERRORS.labels(type(exc).__name__).inc()
             return _fail(store, ctx, worker_id, _describe(exc), permanent=False)
     if not isinstance(result, dict):
         return _fail(

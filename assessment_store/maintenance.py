@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from assessment_store import metrics
 from assessment_store.backoff import retry_delay_seconds
 from assessment_store.db import repository
 from assessment_store.inputs import check_count, check_positive
@@ -65,6 +66,8 @@ def rescue_lost_attempts(
                 rows.append((row["assessment_id"], row["version"], next_retry_at, error))
             done = repository.fail_lost_attempts(conn, rows, RESCUE_ACTOR)
         rescued += len(done)
+        metrics.TRANSITIONS.labels("processing", "failed").inc(len(done))
+        metrics.ERRORS.labels("worker_lost").inc(len(done))
         if progress is not None:
             progress(rescued)
         if len(lost) < RESCUE_BATCH_SIZE:
@@ -121,6 +124,7 @@ def retry_failures(
                 change_reason="scheduled retry" if due_only else "batch retry",
             )
         store.publish([store.dispatch_item(row) for row in rows])
+        metrics.TRANSITIONS.labels("failed", "pending").inc(len(rows))
         retried.extend(row["assessment_id"] for row in rows)
         if progress is not None:
             progress(len(retried))

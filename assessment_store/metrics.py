@@ -1,31 +1,19 @@
-"""Prometheus metrics: what happened (counters, histograms) and what is (scrape-time gauges).
+"""Prometheus metrics recorded by the process that makes a change (API, worker, beat).
 
-Counters and histograms are recorded by the process that made the change. Gauges
-that describe the whole system (assessments by state, age of the oldest pending
-assessment, depth of each priority queue) are read at scrape time from PostgreSQL
-and Redis, so every API replica reports the same truth. No label carries an
-assessment id: cardinality stays bounded.
+Prefork workers write them to PROMETHEUS_MULTIPROC_DIR (multiprocess mode) and the
+worker's main process serves them (see workers.signals). Gauges that describe the
+whole system are computed at scrape time by the API (http.metrics_collector). No
+label carries an assessment id: cardinality stays bounded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
-import redis
 from prometheus_client import Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-from sqlalchemy import text
-
-from assessment_store.service import AssessmentStore
-from assessment_store.states import AssessmentState
 
 logger = logging.getLogger("assessment_store.metrics")
 
-QUEUES = ("assessments.high", "assessments.normal", "assessments.low", "maintenance")
-# kombu's Redis transport keeps each priority step of a queue in its own list.
-REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 CREATED = Counter(
     "assessmentstore_assessments_created_total", "Assessments created", ["assessment_type"]
@@ -46,74 +34,3 @@ QUEUE_WAIT_SECONDS = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60),
 )
 ERRORS = Counter("assessmentstore_errors_total", "Failed attempts by error kind", ["error_type"])
-
-
-class SystemCollector(Collector):
-    """Scrape-time gauges from PostgreSQL and Redis."""
-
-    def __init__(self, store: AssessmentStore) -> None:
-        self.store = store
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        by_state = GaugeMetricFamily(
-            "assessmentstore_assessments", "Assessments by state", labels=["state"]
-        )
-        oldest = GaugeMetricFamily(
-            "assessmentstore_oldest_pending_age_seconds",
-            "Age of the oldest pending assessment (0 when none)",
-        )
-        dead = GaugeMetricFamily(
-            "assessmentstore_dead_letters", "Failed assessments with no retry coming"
-        )
-        try:
-            with self.store.engines.replica.connect() as conn:
-                rows: dict[str, int] = {
-                    str(state): int(count)
-                    for state, count in conn.execute(
-                        text("SELECT state::text, count(*) FROM assessment_states GROUP BY state")
-                    )
-                }
-                age = conn.execute(
-                    text(
-                        "SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0) "
-                        "FROM assessment_states WHERE state = 'pending'"
-                    )
-                ).scalar_one()
-                dead_letters = conn.execute(
-                    text(
-                        "SELECT count(*) FROM assessment_states "
-                        "WHERE state = 'failed' AND next_retry_at IS NULL"
-                    )
-                ).scalar_one()
-            for state in AssessmentState:
-                by_state.add_metric([state.value], float(rows.get(state.value, 0)))
-            oldest.add_metric([], float(age))
-            dead.add_metric([], float(dead_letters))
-            yield by_state
-            yield oldest
-            yield dead
-        except Exception:
-            logger.warning("metrics_database_unavailable", exc_info=True)
-        depth = GaugeMetricFamily(
-            "assessmentstore_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
-        )
-        try:
-            client = redis.Redis.from_url(
-                self.store.settings.effective_broker_url, socket_timeout=2, socket_connect_timeout=2
-            )
-            try:
-                with client.pipeline() as pipe:
-                    for queue in QUEUES:
-                        for suffix in REDIS_PRIORITY_SUFFIXES:
-                            pipe.llen(queue + suffix)
-                    lengths = pipe.execute()
-            finally:
-                client.close()
-            per_queue = len(REDIS_PRIORITY_SUFFIXES)
-            for index, queue in enumerate(QUEUES):
-                depth.add_metric(
-                    [queue], float(sum(lengths[index * per_queue : (index + 1) * per_queue]))
-                )
-            yield depth
-        except Exception:
-            logger.warning("metrics_broker_unavailable", exc_info=True)

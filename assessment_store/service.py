@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import creation, health, queries
+from assessment_store import creation, health, metrics, queries
 from assessment_store.backoff import retry_delay_seconds
 from assessment_store.config import Settings, get_settings
 from assessment_store.db import repository
@@ -175,6 +175,9 @@ class AssessmentStore:
             repeated = [row for row in unique_rows if row.assessment_id not in inserted]
             if repeated:
                 creation.check_idempotent_repeats(conn, repeated)
+        for row in unique_rows:
+            if row.assessment_id in inserted:
+                metrics.CREATED.labels(row.assessment_type).inc()
         default_timeout = self.settings.default_timeout_seconds
         self.publish(
             [
@@ -334,6 +337,8 @@ class AssessmentStore:
             changed = repository.compare_and_set(conn, change)
             if changed is None:
                 raise self._explain_refusal(conn, assessment_id, event, version_guard)
+        if event is not AssessmentEvent.PROGRESS:
+            metrics.TRANSITIONS.labels(current.value, target_of(event).value).inc()
         return to_assessment(changed)
 
     @staticmethod

@@ -1,12 +1,39 @@
-"""Per-process set-up: every forked child builds its own database engines."""
+"""Per-process set-up: fresh database engines after fork, and the worker's metrics.
+
+Prefork children record Prometheus metrics in PROMETHEUS_MULTIPROC_DIR (set by
+``assessment-store worker`` before Celery starts); the main process serves all of
+them on WORKER_METRICS_PORT.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+from assessment_store.config import get_settings
 from workers import runtime
+
+logger = logging.getLogger("workers.signals")
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@worker_init.connect
+def _serve_metrics(**_: Any) -> None:
+    port = get_settings().worker_metrics_port
+    if not port or not os.environ.get(MULTIPROC_ENV):
+        return
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    try:
+        start_http_server(port, addr="0.0.0.0", registry=registry)
+    except OSError as exc:
+        logger.warning("worker_metrics_unavailable: port %d: %s", port, exc)
+        return
+    logger.info("worker_metrics_serving: http://0.0.0.0:%d/metrics", port)
 
 
 @worker_process_init.connect
@@ -16,5 +43,7 @@ def _fresh_store_after_fork(**_: Any) -> None:
 
 
 @worker_process_shutdown.connect
-def _close_store(**_: Any) -> None:
+def _close_store(pid: int | None = None, **_: Any) -> None:
     runtime.reset(close=True)
+    if os.environ.get(MULTIPROC_ENV):
+        multiprocess.mark_process_dead(pid or os.getpid())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from typing import Annotated
 
 import typer
@@ -35,7 +36,11 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="prefork children")] = 2,
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
-    """Run a Celery worker (prefork, task events on)."""
+    """Run a Celery worker (prefork, task events on, metrics on WORKER_METRICS_PORT)."""
+    # Prefork children share their metrics through files in this directory; it must
+    # be set before Celery (and prometheus_client) start.
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="assessment-metrics-")
     _exec_celery(
         [
             "worker",

@@ -36,9 +36,21 @@ def api(system_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     env = {**system_env, "ASSESSMENT_STORE_JWT_SECRET": SECRET}
     process = ChildProcess(
         "api",
-        [sys.executable, "-m", "assessment_store.cli", "api", "--port", str(port),
-         "--log-level", "warning", "--no-access-log"],
-        env, tmp_path, ready_marker="", cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "assessment_store.cli",
+            "api",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        env,
+        tmp_path,
+        ready_marker="",
+        cwd=ROOT,
     )
     process.start()
     base = f"http://127.0.0.1:{port}"
@@ -64,8 +76,11 @@ def test_the_api_refuses_to_start_without_a_real_secret(
 
     finished = subprocess.run(
         [sys.executable, "-m", "assessment_store.cli", "api", "--port", str(free_port())],
-        cwd=ROOT, env={**system_env, "ASSESSMENT_STORE_JWT_SECRET": "changeme"},
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env={**system_env, "ASSESSMENT_STORE_JWT_SECRET": "changeme"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert finished.returncode == 3
     assert "ASSESSMENT_STORE_JWT_SECRET" in finished.stderr
@@ -77,15 +92,19 @@ def test_a_thousand_waiters_are_woken_when_their_assessments_complete(
     ids = producer.batch_create_assessments(
         [request(assessment_type="noop") for _ in range(WAITERS)], created_by="load"
     )
-    headers = {"Authorization": "Bearer " + issue_token(SECRET, "load", Role.PRODUCER,
-                                                         timedelta(hours=1))}
+    headers = {
+        "Authorization": "Bearer " + issue_token(SECRET, "load", Role.PRODUCER, timedelta(hours=1))
+    }
 
     async def scenario() -> list[httpx.Response]:
         limits = httpx.Limits(max_connections=WAITERS + 10, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=api, headers=headers, timeout=120,
-                                     limits=limits) as client:
-            polls = [asyncio.create_task(
-                client.get(f"/v1/assessments/{i}/wait", params={"timeout": 90})) for i in ids]
+        async with httpx.AsyncClient(
+            base_url=api, headers=headers, timeout=120, limits=limits
+        ) as client:
+            polls = [
+                asyncio.create_task(client.get(f"/v1/assessments/{i}/wait", params={"timeout": 90}))
+                for i in ids
+            ]
             # Once the API holds every long-poll, count its database connections.
             deadline = time.monotonic() + 60
             while True:
@@ -94,12 +113,18 @@ def test_a_thousand_waiters_are_woken_when_their_assessments_complete(
                     break
                 assert time.monotonic() < deadline, "the API never held all the waiters"
                 await asyncio.sleep(0.2)
-            connections = raw_conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name LIKE 'assessment-store-api%'")).scalar_one()
-            listeners = raw_conn.execute(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name = 'assessment-store-listen'")).scalar_one()
+            connections = raw_conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name LIKE 'assessment-store-api%'"
+                )
+            ).scalar_one()
+            listeners = raw_conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND application_name = 'assessment-store-listen'"
+                )
+            ).scalar_one()
             raw_conn.rollback()
             assert connections <= 25, f"{connections} connections for {WAITERS} waiters"
             assert listeners == 1

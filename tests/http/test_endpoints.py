@@ -285,3 +285,25 @@ def test_producers_see_only_their_own_and_admins_see_all(client: TestClient) -> 
     assert client.get("/v1/stats", headers=ALICE).json()["total"] == 1
     assert client.get("/v1/stats", headers=ADMIN).json()["total"] == 2
     assert client.get(f"/v1/assessments/{theirs}", headers=ADMIN).status_code == 200
+
+
+def test_api_metrics_move_as_work_happens(client: TestClient, store: AssessmentStore) -> None:
+    from tests.acceptance.test_metrics import sample
+
+    before = client.get("/metrics").text
+    created_before = sample(
+        before, "assessmentstore_assessments_created_total", assessment_type="health"
+    )
+    assessment_id = create(client)
+    create(client)
+    store.start_processing(assessment_id, "w1")
+    after = client.get("/metrics").text
+    assert (
+        sample(after, "assessmentstore_assessments_created_total", assessment_type="health")
+        == created_before + 2
+    )
+    assert sample(after, "assessmentstore_assessments", state="pending") == 1
+    assert sample(after, "assessmentstore_assessments", state="processing") == 1
+    assert sample(after, "assessmentstore_oldest_pending_age_seconds") > 0
+    for queue in ("assessments.high", "assessments.normal", "assessments.low", "maintenance"):
+        assert f'assessmentstore_queue_depth{{queue="{queue}"}}' in after
