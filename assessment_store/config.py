@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # Explicit opt-in (``assessment-store api --dev``): serve with a fixed, public
     # development secret when JWT_SECRET is not set. Never in production.
     api_dev_mode: bool = False
+    # The Redis read cache for get_state (see assessment_store/cache.py).
+    cache_enabled: bool = False
+    cache_ttl_seconds: float = Field(default=1.0, gt=0, le=3600)
     # The worker's main process serves its children's metrics here (0: not at all).
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)

@@ -91,7 +91,7 @@ class HandlerContext:
         self._version = updated.version
 
     def _why_not_ours(self) -> AssessmentStoreError:
-        current = self._store.get_state(self.assessment_id)
+        current = self._store.get_fresh_state(self.assessment_id)
         if current.state is AssessmentState.CANCELLED:
             return AssessmentCancelledError(self.assessment_id)
         return AttemptSupersededError(

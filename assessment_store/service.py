@@ -19,6 +19,7 @@ from sqlalchemy import Connection, RowMapping
 
 from assessment_store import creation, health, metrics, queries
 from assessment_store.backoff import retry_delay_seconds
+from assessment_store.cache import StateCache
 from assessment_store.config import Settings, get_settings
 from assessment_store.db import repository
 from assessment_store.db.engine import Engines, run_read
@@ -91,6 +92,15 @@ class AssessmentStore:
         self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
         self.handlers = handlers or HandlerRegistry.from_setting(self.settings.handlers)
         self._notifier: StateNotifier | None = None
+        self.cache = (
+            StateCache(
+                self.settings.redis_url,
+                self.settings.cache_ttl_seconds,
+                self.settings.retention_days,
+            )
+            if self.settings.cache_enabled
+            else None
+        )
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -133,6 +143,8 @@ class AssessmentStore:
         if self._notifier is not None:
             self._notifier.close()
             self._notifier = None
+        if self.cache is not None:
+            self.cache.close()
         self.engines.dispose()
 
     def __enter__(self) -> AssessmentStore:
@@ -195,7 +207,24 @@ class AssessmentStore:
     # -- reading ----------------------------------------------------------------
 
     def get_state(self, assessment_id: str, *, owner: str | None = None) -> Assessment:
-        """The current state; ``owner`` limits the lookup to that creator's assessments."""
+        """The current state; ``owner`` limits the lookup to that creator's assessments.
+
+        With the cache enabled, may be up to CACHE_TTL_SECONDS old for assessments that
+        are not completed or cancelled (see assessment_store/cache.py)."""
+        if self.cache is not None:
+            cached = self.cache.get(assessment_id)
+            if cached is not None:
+                if owner is not None and cached.created_by != owner:
+                    raise AssessmentNotFoundError(assessment_id)
+                return cached
+        current = self.get_fresh_state(assessment_id, owner=owner)
+        if self.cache is not None:
+            self.cache.put(current)
+        return current
+
+    def get_fresh_state(self, assessment_id: str, *, owner: str | None = None) -> Assessment:
+        """The current state read from PostgreSQL, never from the cache (waiters use it:
+        a notification can arrive before the writer's cache write)."""
         row = self._read(
             lambda conn: repository.fetch_assessment(conn, assessment_id, created_by=owner)
         )
@@ -224,7 +253,7 @@ class AssessmentStore:
         watch = self.notifier.watch(assessment_id, lambda _id, _state: woken.set())
         try:
             while True:
-                current = self.get_state(assessment_id, owner=owner)
+                current = self.get_fresh_state(assessment_id, owner=owner)
                 if current.is_finished:
                     return current
                 if time.monotonic() >= deadline:
@@ -339,7 +368,10 @@ class AssessmentStore:
                 raise self._explain_refusal(conn, assessment_id, event, version_guard)
         if event is not AssessmentEvent.PROGRESS:
             metrics.TRANSITIONS.labels(current.value, target_of(event).value).inc()
-        return to_assessment(changed)
+        assessment = to_assessment(changed)
+        if self.cache is not None:
+            self.cache.put(assessment)
+        return assessment
 
     @staticmethod
     def _explain_refusal(

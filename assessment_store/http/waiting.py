@@ -33,7 +33,7 @@ async def wait_for_completion(
     deadline = time.monotonic() + timeout
     try:
         while True:
-            current = await run_in_threadpool(store.get_state, assessment_id, owner=owner)
+            current = await run_in_threadpool(store.get_fresh_state, assessment_id, owner=owner)
             if current.is_finished:
                 return current
             remaining = deadline - time.monotonic()
