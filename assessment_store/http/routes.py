@@ -124,10 +124,15 @@ def cancel_assessment(
     caller: Caller,
     body: Annotated[CancelRequest | None, Body()] = None,
 ) -> Assessment:
-    """Cancel a pending or running assessment, with an optional ``reason``."""
+    """Cancel a pending or running assessment, with an optional ``reason``; with
+    ``expectedVersion``, only if nobody changed it since that version."""
     caller.require(*WRITERS)
     return store.cancel_assessment(
-        assessment_id, body.reason if body else None, owner=caller.owner, changed_by=caller.subject
+        assessment_id,
+        body.reason if body else None,
+        owner=caller.owner,
+        changed_by=caller.subject,
+        expected_version=body.expected_version if body else None,
     )
 
 

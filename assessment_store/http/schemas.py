@@ -25,6 +25,8 @@ class BatchCreatedResponse(WireModel):
 
 class CancelRequest(WireModel):
     reason: str | None = Field(default=None, max_length=4000)
+    # Cancel only if the assessment is still at this version (else 409 VERSION_CONFLICT).
+    expected_version: int | None = Field(default=None, ge=1)
 
 
 class AuditTrailResponse(WireModel):

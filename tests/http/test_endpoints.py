@@ -242,14 +242,20 @@ def test_errors_have_the_spec_body_and_status(
 def test_a_stale_expected_version_is_a_409_version_conflict(
     client: TestClient, store: AssessmentStore
 ) -> None:
-    from assessment_store.errors import VersionConflictError
-    from assessment_store.http.errors import error_body
-
-    assert VersionConflictError.code == "VERSION_CONFLICT"
-    assert VersionConflictError.http_status == 409
-    assert error_body("VERSION_CONFLICT", "m") == {
-        "error": {"code": "VERSION_CONFLICT", "message": "m"}
-    }
+    assessment_id = create(client)
+    store.start_processing(assessment_id, "w1")
+    stale = client.post(
+        f"/v1/assessments/{assessment_id}/cancel",
+        headers=ALICE,
+        json={"reason": "late", "expectedVersion": 1},
+    )
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "VERSION_CONFLICT"
+    assert store.get_state(assessment_id).state.value == "processing", "nothing written"
+    fresh = client.post(
+        f"/v1/assessments/{assessment_id}/cancel", headers=ALICE, json={"expectedVersion": 2}
+    )
+    assert fresh.status_code == 200 and fresh.json()["version"] == 3
 
 
 def test_malformed_json_and_oversized_bodies_are_refused_cleanly(client: TestClient) -> None:

@@ -92,8 +92,10 @@ def test_after_close_nothing_is_delivered_and_the_thread_ends(store: AssessmentS
     subscription = store.subscribe(
         ["assessment.started"], received.append, poll_interval_seconds=0.05
     )
+    assert store.notifier.watch_count == 1
     subscription.close()
     assert not subscription.active
+    assert store.notifier.watch_count == 0, "unsubscribing leaves no watch behind"
     processing(store)
     time.sleep(0.3)
     assert received == []
