@@ -13,6 +13,7 @@ from assessment_store.errors import AssessmentStoreError
 
 MAX_MESSAGE_CHARS = 4000
 MAX_ERROR_CHARS = 20_000
+MAX_ID_CHARS = 255
 
 
 class InvalidInputError(AssessmentStoreError, ValueError):
@@ -82,3 +83,16 @@ def check_count(field: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(field, "must be a whole number >= 0", value)
     return value
+
+
+def check_lookup_id(assessment_id: object) -> str:
+    """An id to look up: a string PostgreSQL can compare (no NUL, at most 255 chars)."""
+    if not isinstance(assessment_id, str) or not assessment_id:
+        raise InvalidInputError("assessmentId", "must be a non-empty string", assessment_id)
+    if "\x00" in assessment_id or len(assessment_id) > MAX_ID_CHARS:
+        raise InvalidInputError(
+            "assessmentId",
+            f"must be at most {MAX_ID_CHARS} characters without NUL",
+            assessment_id,
+        )
+    return assessment_id

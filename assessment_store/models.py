@@ -41,6 +41,16 @@ class WireModel(BaseModel):
         """The JSON-ready camelCase form used by the HTTP API and export."""
         return self.model_dump(mode="json", by_alias=True)
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul_characters(cls, value: Any) -> Any:
+        # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather
+        # than let the driver fail deep inside a transaction.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ValueError("must not contain NUL (\\x00) characters")
+        return value
+
 
 class AssessmentOptions(WireModel):
     """How an assessment should run (the seed's options)."""

@@ -37,6 +37,7 @@ from assessment_store.inputs import (
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
     check_count,
+    check_lookup_id,
     check_positive,
     check_progress,
     check_result,
@@ -211,6 +212,7 @@ class AssessmentStore:
 
         With the cache enabled, may be up to CACHE_TTL_SECONDS old for assessments that
         are not completed or cancelled (see assessment_store/cache.py)."""
+        assessment_id = check_lookup_id(assessment_id)
         if self.cache is not None:
             cached = self.cache.get(assessment_id)
             if cached is not None:
@@ -225,6 +227,7 @@ class AssessmentStore:
     def get_fresh_state(self, assessment_id: str, *, owner: str | None = None) -> Assessment:
         """The current state read from PostgreSQL, never from the cache (waiters use it:
         a notification can arrive before the writer's cache write)."""
+        assessment_id = check_lookup_id(assessment_id)
         row = self._read(
             lambda conn: repository.fetch_assessment(conn, assessment_id, created_by=owner)
         )
@@ -247,6 +250,7 @@ class AssessmentStore:
 
         Woken by the assessment's own change notifications; re-checks the database every
         WAIT_RECHECK_SECONDS as well, so a lost notification only delays."""
+        assessment_id = check_lookup_id(assessment_id)
         timeout = check_positive("timeout", timeout)
         deadline = time.monotonic() + timeout
         woken = threading.Event()
@@ -281,6 +285,7 @@ class AssessmentStore:
 
     def get_audit_trail(self, assessment_id: str, *, owner: str | None = None) -> list[AuditEntry]:
         """Every change of the assessment, oldest first."""
+        assessment_id = check_lookup_id(assessment_id)
 
         def query(conn: Connection) -> list[RowMapping] | None:
             if repository.fetch_assessment(conn, assessment_id, created_by=owner) is None:
@@ -332,6 +337,7 @@ class AssessmentStore:
         only a refusal costs a second query (to say why). Otherwise the row is read,
         checked against the transition table, and changed under a version guard.
         """
+        assessment_id = check_lookup_id(assessment_id)
         sources = sources_of(event)
         with self.transaction() as conn:
             if len(sources) == 1 and owner is None and not callable(values):

@@ -68,6 +68,11 @@ def translated_db_errors() -> Iterator[None]:
                 "(alembic upgrade head)"
             ) from exc
         raise
+    except ValueError as exc:
+        # psycopg2 refuses some values before they reach the server (NUL in a string).
+        if "NUL" not in str(exc):
+            raise
+        raise DataRejectedError(f"value rejected: {exc}") from exc
     except OperationalError as exc:
         raise StoreUnavailableError(
             f"PostgreSQL is unreachable or refused the request: {str(exc.orig).strip()}"

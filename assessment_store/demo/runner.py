@@ -1,7 +1,8 @@
 """The demo: a whole system on this machine, a mixed batch, and its flow to completion.
 
 It migrates the configured database, starts local targets (HTTP, TLS and a stand-in
-compliance server), a Celery worker and beat as child processes, submits a mixed
+compliance server), Celery workers (one per priority band and a shared one), beat, the
+API and Flower as child processes, submits a mixed
 batch (all three types, all priorities, failures that retry, a permanent failure,
 one assessment cancelled while it runs), shows a live table until every assessment
 is finished, prints a summary, and shuts the children down.
@@ -10,12 +11,16 @@ is finished, prints a summary, and shuts the children down.
 from __future__ import annotations
 
 import os
+import secrets
+import socket
+import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console, Group
@@ -26,7 +31,14 @@ from assessment_store.cli.output import styled_state
 from assessment_store.config import ENV_PREFIX, Settings, get_settings, load_settings
 from assessment_store.db import migrate
 from assessment_store.demo import targets
-from assessment_store.demo.processes import celery_beat, celery_worker, child_environment
+from assessment_store.demo.processes import (
+    CELERY,
+    ChildProcess,
+    celery_beat,
+    celery_worker,
+    child_environment,
+)
+from assessment_store.http.auth import Role, issue_token
 from assessment_store.models import Assessment, AssessmentRequest
 from assessment_store.percentiles import percentile
 from assessment_store.service import AssessmentStore
@@ -174,19 +186,78 @@ def summary_table(states: list[Assessment], wall_seconds: float) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the demo's API and Flower listen, and how to get in."""
+
+    api_port: int
+    flower_port: int
+    jwt_secret: str
+    flower_password: str
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://127.0.0.1:{self.flower_port}"
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` when nothing listens there, else any free port."""
+    for candidate in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port")  # pragma: no cover
+
+
 @contextmanager
-def running_system(settings: Settings, log_dir: Path, compliance_port: int) -> Iterator[None]:
-    """A worker and beat as children, stopped cleanly on the way out."""
+def running_system(
+    settings: Settings, log_dir: Path, compliance_port: int, endpoints: Endpoints
+) -> Iterator[None]:
+    """A worker per priority band plus a shared one, beat, the API and Flower as
+    children, stopped cleanly (warm shutdown) on the way out."""
     env = child_environment(
         settings,
         {
             f"{ENV_PREFIX}COMPLIANCE_BASE_URL": f"http://127.0.0.1:{compliance_port}",
             f"{ENV_PREFIX}COMPLIANCE_API_KEY": targets.API_KEY,
+            f"{ENV_PREFIX}JWT_SECRET": endpoints.jwt_secret,
+            f"{ENV_PREFIX}WORKER_METRICS_PORT": "0",
         },
     )
+    cli = [sys.executable, "-m", "assessment_store.cli"]
     children = [
-        celery_worker("worker", env, log_dir, queues=QUEUES, concurrency=4),
+        celery_worker("worker-high", env, log_dir, queues="assessments.high", concurrency=1),
+        celery_worker("worker-normal", env, log_dir, queues="assessments.normal", concurrency=1),
+        celery_worker("worker-low", env, log_dir, queues="assessments.low", concurrency=1),
+        celery_worker("worker-shared", env, log_dir, queues=QUEUES, concurrency=2),
         celery_beat("beat", env, log_dir),
+        ChildProcess(
+            "api",
+            [*cli, "api", "--port", str(endpoints.api_port)],
+            env,
+            log_dir,
+            ready_marker="Application startup complete",
+        ),
+        ChildProcess(
+            "flower",
+            [
+                *CELERY,
+                "flower",
+                "--address=127.0.0.1",
+                f"--port={endpoints.flower_port}",
+                f"--basic-auth=demo:{endpoints.flower_password}",
+            ],
+            env,
+            log_dir,
+            ready_marker="Visit me at",
+        ),
     ]
     try:
         for child in children:
@@ -221,8 +292,14 @@ def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Consol
         compliance_port, _calls = stack.enter_context(targets.compliance_server())
         log_dir = Path(os.environ.get("ASSESSMENT_STORE_DEMO_LOGS", work_dir))
         console.print(f"child logs in {log_dir}")
-        with console.status("starting a worker and beat"):
-            stack.enter_context(running_system(settings, log_dir, compliance_port))
+        endpoints = Endpoints(
+            api_port=free_port(8000),
+            flower_port=free_port(5555),
+            jwt_secret=secrets.token_urlsafe(32),
+            flower_password=secrets.token_urlsafe(8),
+        )
+        with console.status("starting workers (one per band, one shared), beat, API, Flower"):
+            stack.enter_context(running_system(settings, log_dir, compliance_port, endpoints))
         store: AssessmentStore = make_store(settings)
         stack.callback(store.close)
         plan = plan_batch(http_port, tls_port, rounds)
@@ -252,7 +329,17 @@ def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Consol
         wall = time.monotonic() - started
         console.print(summary_table(states, wall))
         retried = next((s.assessment_id for s in states if s.retry_count), ids[0])
-        console.print(f"try: [bold]assessment-store audit {retried}[/] (a retried one)")
+        token = issue_token(endpoints.jwt_secret, "demo", Role.ADMIN, timedelta(hours=8))
+        console.print(f"API docs:  {endpoints.api_url}/docs")
+        console.print(
+            f"Flower:    {endpoints.flower_url} (user demo, password {endpoints.flower_password})"
+        )
+        console.print(f"token:     {token}", soft_wrap=True)
+        console.print(
+            f"try:       curl -H 'Authorization: Bearer <token>' "
+            f"{endpoints.api_url}/v1/assessments/{retried}/audit"
+        )
+        console.print(f"       or: assessment-store audit {retried}")
         if keep_running:
             console.print("system left running; press Ctrl-C to stop")
             try:

@@ -81,7 +81,12 @@ def authenticate(secret: str, authorization: str | None) -> Principal:
     except jwt.InvalidTokenError as exc:
         raise UnauthorizedError(f"invalid token: {exc}") from None
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > 255:
+    if (
+        not isinstance(subject, str)
+        or not subject.strip()
+        or len(subject) > 255
+        or "\x00" in subject
+    ):
         raise UnauthorizedError("invalid token: 'sub' must be a non-empty string")
     try:
         role = Role(str(claims.get("role")))

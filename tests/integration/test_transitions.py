@@ -232,6 +232,9 @@ def test_a_cancelled_assessment_cannot_be_completed_by_a_late_worker(
         (lambda s, i: s.fail_assessment(i, ""), "error"),
         (lambda s, i: s.cancel_assessment(i, 42), "reason"),
         (lambda s, i: s.wait_for_completion(i, timeout=-1), "timeout"),
+        (lambda s, i: s.get_state(i + "\x00"), "assessmentId"),
+        (lambda s, i: s.cancel_assessment(i + "\x00"), "assessmentId"),
+        (lambda s, i: s.get_audit_trail("x" * 300), "assessmentId"),
     ],
 )
 def test_bad_arguments_are_refused_naming_the_field_and_change_nothing(
