@@ -162,3 +162,19 @@ def test_maintain_runs_the_chosen_jobs_now(
     assert store.get_state(lost).error_message.startswith("worker lost")  # type: ignore[union-attr]
     code, _, err = cli(capsys, "maintain", "--job", "defragment")
     assert code == 2 and "unknown job" in err
+
+
+@pytest.mark.usefixtures("cli_env")
+def test_export_then_import_reports_bad_lines_by_number(
+    capsys: pytest.CaptureFixture[str], store: AssessmentStore, tmp_path: Path
+) -> None:
+    store.batch_create_assessments([request() for _ in range(3)])
+    target = tmp_path / "out.jsonl"
+    code, out, _ = cli(capsys, "export", str(target), "--json")
+    assert code == 0 and json.loads(out)["exported"] == 3
+    assert len(target.read_text().splitlines()) == 3
+    code, _, err = cli(capsys, "import", str(target))
+    assert code == 2
+    assert "line 1: assessmentId" in err and "already exists" in err
+    assert "Traceback" not in err
+    assert store.get_assessment_stats().total == 3

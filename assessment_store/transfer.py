@@ -1,0 +1,229 @@
+"""Moving assessments with their audit trails as JSON lines (``export`` / ``import``).
+
+One line per assessment: the HTTP API's camelCase form of the assessment plus an
+``auditTrail`` array. Import validates every line first (JSON, fields, ranges, state
+consistency, a whole audit chain, ids unique and not already stored) and writes
+nothing unless all lines are good; then it writes everything in one transaction.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
+
+from assessment_store.db import repository
+from assessment_store.errors import AssessmentStoreError
+from assessment_store.models import Assessment, AssessmentFilters, WireModel
+from assessment_store.service import AssessmentStore
+from assessment_store.states import FINISHED_STATES, AssessmentState
+
+EXPORT_PAGE = 500
+ProgressCallback = Callable[[int], None]
+
+
+class ExportedAuditEntry(WireModel):
+    """One audit row as exported (its database id is not portable)."""
+
+    event: str = Field(min_length=1, max_length=64)
+    old_state: AssessmentState | None
+    new_state: AssessmentState
+    version_from: int | None
+    version_to: int = Field(ge=1)
+    changed_by: str = Field(min_length=1)
+    change_reason: str = Field(min_length=1)
+    created_at: AwareDatetime
+
+
+class ExportedAssessment(Assessment):
+    """An assessment line: the assessment and its whole audit trail."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    audit_trail: list[ExportedAuditEntry] = Field(min_length=1)
+
+
+class ImportRejectedError(AssessmentStoreError):
+    """Raised when any line of an import is bad; ``problems`` lists them by line."""
+
+    code = "VALIDATION_ERROR"
+    http_status = 422
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = problems[:50]
+        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(
+            f"nothing imported: {len(problems)} bad line(s)\n" + "\n".join(shown) + more
+        )
+        self.problems = problems
+
+
+def export_lines(
+    store: AssessmentStore, filters: AssessmentFilters, progress: ProgressCallback | None = None
+) -> Iterator[str]:
+    """JSON lines of every assessment matching ``filters``, newest first."""
+    cursor = filters.cursor
+    exported = 0
+    while True:
+        page = store.list_assessments(
+            filters.model_copy(update={"cursor": cursor, "limit": EXPORT_PAGE})
+        )
+        ids = [a.assessment_id for a in page.items]
+        with store.engines.reader.connect() as conn:
+            trails = repository.fetch_audit_trails(conn, ids)
+        for assessment in page.items:
+            line = assessment.to_wire()
+            line["auditTrail"] = [
+                ExportedAuditEntry.model_validate(
+                    {k: v for k, v in row.items() if k not in ("id", "assessment_id")}
+                ).to_wire()
+                for row in trails[assessment.assessment_id]
+            ]
+            yield json.dumps(line, separators=(",", ":"))
+        exported += len(page.items)
+        if progress is not None:
+            progress(exported)
+        if page.next_cursor is None:
+            return
+        cursor = page.next_cursor
+
+
+@dataclass
+class _Parsed:
+    line: int
+    assessment: ExportedAssessment
+
+
+def _chain_problems(item: ExportedAssessment) -> list[str]:
+    problems = []
+    trail = sorted(item.audit_trail, key=lambda e: e.version_to)
+    first = trail[0]
+    if (first.old_state, first.new_state, first.version_from, first.version_to) != (
+        None,
+        AssessmentState.PENDING,
+        None,
+        1,
+    ):
+        problems.append("auditTrail: must start with (null -> pending, version 1)")
+    for before, after in itertools.pairwise(trail):
+        if after.version_from != before.version_to or after.version_to != before.version_to + 1:
+            problems.append(f"auditTrail: gap after version {before.version_to}")
+            break
+        if after.old_state != before.new_state:
+            problems.append(
+                f"auditTrail: version {after.version_to} starts from "
+                f"{after.old_state}, not {before.new_state}"
+            )
+            break
+    last = trail[-1]
+    if (last.new_state, last.version_to) != (item.state, item.version):
+        problems.append(
+            f"auditTrail: ends at ({last.new_state}, {last.version_to}), not the "
+            f"assessment's ({item.state.value}, {item.version})"
+        )
+    return problems
+
+
+def _row_problems(item: ExportedAssessment, store: AssessmentStore) -> list[str]:
+    problems = []
+    if not 0 <= item.progress <= 100:
+        problems.append("progress: must be 0-100")
+    if not 1 <= item.priority <= 10:
+        problems.append("priority: must be 1-10")
+    if item.version < 1 or item.retry_count < 0:
+        problems.append("version/retryCount: must be >= 1 / >= 0")
+    if (item.completed_at is not None) != (item.state in FINISHED_STATES):
+        problems.append("completedAt: must be set exactly when completed, failed or cancelled")
+    if item.next_retry_at is not None and item.state is not AssessmentState.FAILED:
+        problems.append("nextRetryAt: only a failed assessment can have one")
+    if item.started_at is None and item.state in (
+        AssessmentState.PROCESSING,
+        AssessmentState.COMPLETED,
+    ):
+        problems.append("startedAt: required once an assessment has run")
+    if item.request_data.assessment_type != item.assessment_type:
+        problems.append("requestData.assessmentType: differs from assessmentType")
+    if not item.is_finished and item.assessment_type not in store.handlers:
+        problems.append(
+            f"assessmentType: {item.assessment_type!r} has no handler here and "
+            "this assessment would still run"
+        )
+    return problems + _chain_problems(item)
+
+
+def validate_lines(store: AssessmentStore, lines: Sequence[str]) -> list[_Parsed]:
+    """Every line parsed and checked; ImportRejectedError naming each bad line."""
+    problems: list[str] = []
+    parsed: list[_Parsed] = []
+    seen: dict[str, int] = {}
+    for number, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        try:
+            item = ExportedAssessment.model_validate(json.loads(text))
+        except json.JSONDecodeError as exc:
+            problems.append(f"line {number}: not JSON ({exc.msg})")
+            continue
+        except ValidationError as exc:
+            fields = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors()
+            )
+            problems.append(f"line {number}: {fields}")
+            continue
+        if item.assessment_id in seen:
+            problems.append(
+                f"line {number}: assessmentId {item.assessment_id!r} repeats line "
+                f"{seen[item.assessment_id]}"
+            )
+            continue
+        seen[item.assessment_id] = number
+        problems += [f"line {number}: {p}" for p in _row_problems(item, store)]
+        parsed.append(_Parsed(number, item))
+    if parsed:
+        with store.engines.reader.connect() as conn:
+            taken = repository.existing_ids(conn, [p.assessment.assessment_id for p in parsed])
+        problems += [
+            f"line {p.line}: assessmentId {p.assessment.assessment_id!r} already exists"
+            for p in parsed
+            if p.assessment.assessment_id in taken
+        ]
+    if problems:
+        raise ImportRejectedError(sorted(problems, key=_line_number))
+    return parsed
+
+
+def _line_number(problem: str) -> int:
+    return int(problem.split(":", 1)[0].removeprefix("line "))
+
+
+def import_lines(
+    store: AssessmentStore, source: IO[str], progress: ProgressCallback | None = None
+) -> int:
+    """Validate every line, then write all of them in one transaction; the count."""
+    parsed = validate_lines(store, source.read().splitlines())
+    rows = []
+    audits = []
+    for entry in parsed:
+        item = entry.assessment
+        wire = item.model_dump(mode="json", exclude={"audit_trail"})
+        wire["request_data"] = item.request_data.to_wire()
+        wire["state"] = item.state.value
+        rows.append(wire)
+        audits += [
+            {
+                **e.model_dump(mode="json"),
+                "assessment_id": item.assessment_id,
+                "old_state": e.old_state.value if e.old_state else None,
+                "new_state": e.new_state.value,
+            }
+            for e in item.audit_trail
+        ]
+    with store.transaction() as conn:
+        repository.insert_imported(conn, rows, audits)
+    if progress is not None:
+        progress(len(rows))
+    return len(rows)
