@@ -4,6 +4,7 @@ nothing and names each bad line."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 import json
 from pathlib import Path
 
@@ -47,11 +48,11 @@ def snapshot(conn: Connection) -> list[tuple[object, ...]]:
 
 
 @pytest.fixture
-def second_store(base_settings: Settings, template_database: str) -> AssessmentStore:
+def second_store(base_settings: Settings, template_database: str) -> Iterator[AssessmentStore]:
     name = unique_name("assessment_store_import")
     url = create_database(base_settings.database_url, name, template=template_database)
     store = AssessmentStore(load_settings(database_url=url))
-    yield store  # type: ignore[misc]
+    yield store
     store.close()
     drop_database(base_settings.database_url, name)
 
