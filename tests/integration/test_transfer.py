@@ -4,8 +4,8 @@ nothing and names each bad line."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
