@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # The Redis read cache for get_state (see assessment_store/cache.py).
     cache_enabled: bool = False
     cache_ttl_seconds: float = Field(default=1.0, gt=0, le=3600)
+    # Flower's basic auth, "user:password" (comma-separate several users).
+    flower_basic_auth: str | None = None
     # The worker's main process serves its children's metrics here (0: not at all).
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
@@ -82,6 +84,16 @@ class Settings(BaseSettings):
     def _must_be_postgresql(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith("postgresql"):
             raise ValueError("must be a postgresql:// or postgresql+psycopg2:// URL")
+        return value
+
+    @field_validator("flower_basic_auth")
+    @classmethod
+    def _user_colon_password(cls, value: str | None) -> str | None:
+        if value is not None and not all(
+            user and password
+            for user, _, password in (pair.partition(":") for pair in value.split(","))
+        ):
+            raise ValueError("must be user:password (comma-separated for several users)")
         return value
 
     @field_validator("redis_url")

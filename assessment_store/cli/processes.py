@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from assessment_store.config import get_settings
+from assessment_store.errors import ConfigurationError
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 ALL_QUEUES = "assessments.high,assessments.normal,assessments.low,maintenance"
@@ -67,6 +68,21 @@ def flower(
     ctx: typer.Context,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 5555,
+    unauthenticated: Annotated[
+        bool, typer.Option("--unauthenticated", help="run without basic auth (local only)")
+    ] = False,
 ) -> None:
-    """Run Flower, the Celery monitor."""
-    _exec_celery(["flower", f"--address={host}", f"--port={port}", *ctx.args])
+    """Run Flower, the Celery monitor, with basic auth from FLOWER_BASIC_AUTH."""
+    credentials = get_settings().flower_basic_auth
+    auth: list[str] = []
+    if credentials:
+        auth = [f"--basic-auth={credentials}"]
+    elif unauthenticated:
+        # Flower's API answers 401 without auth unless told otherwise.
+        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
+    else:
+        raise ConfigurationError(
+            "ASSESSMENT_STORE_FLOWER_BASIC_AUTH is not set (user:password): set it, or pass "
+            "--unauthenticated to run Flower without auth"
+        )
+    _exec_celery(["flower", f"--address={host}", f"--port={port}", *auth, *ctx.args])
