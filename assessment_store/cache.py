@@ -74,5 +74,15 @@ class StateCache:
         except redis.RedisError:
             logger.debug("cache_put_failed: %s", assessment.assessment_id, exc_info=True)
 
+    def forget(self, assessment_ids: list[str]) -> None:
+        """Drop entries of deleted (or newly created) ids, so no older incarnation of an
+        id outlives its row."""
+        if not assessment_ids:
+            return
+        try:
+            self._client.delete(*(KEY_PREFIX + i for i in assessment_ids))
+        except redis.RedisError:
+            logger.warning("cache_forget_failed: %d id(s)", len(assessment_ids), exc_info=True)
+
     def close(self) -> None:
         self._client.close()

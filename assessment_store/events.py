@@ -41,6 +41,8 @@ AUDIT_EVENT_COLUMNS = (
     "change_reason, created_at"
 )
 POLL_BATCH = 1000
+# How far below the newest id a new subscription looks for not-yet-committed rows.
+STARTUP_GAP_WINDOW = 1000
 
 
 class AssessmentEventMessage(BaseModel):
@@ -89,8 +91,21 @@ class Subscription:
                     text("SELECT coalesce(max(id), 0) FROM assessment_state_audit")
                 ).scalar_one()
             )
+            # Ids below the newest that are not visible yet may belong to transactions
+            # still committing: watch for them as for any other gap.
+            recent = set(
+                conn.execute(
+                    text("SELECT id FROM assessment_state_audit WHERE id > :floor"),
+                    {"floor": self._max_seen - STARTUP_GAP_WINDOW},
+                ).scalars()
+            )
+        now = time.monotonic()
         # Ids skipped over so far (not yet committed, or rolled back) -> when first seen.
-        self._gaps: dict[int, float] = {}
+        self._gaps: dict[int, float] = {
+            i: now
+            for i in range(max(1, self._max_seen - STARTUP_GAP_WINDOW + 1), self._max_seen + 1)
+            if i not in recent
+        }
         self._watch = (
             notifier.watch(ANY_ASSESSMENT, lambda _id, _state: self._wake.set())
             if notifier is not None

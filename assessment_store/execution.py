@@ -64,6 +64,7 @@ class HandlerContext:
     _worker_id: str
     _version: int
     _started: float
+    _lease: Heartbeat | None = None
 
     @property
     def settings(self) -> Settings:
@@ -78,6 +79,9 @@ class HandlerContext:
     def report_progress(self, percent: int, message: str | None = None) -> None:
         """Record progress (0-100). Raises AssessmentCancelledError once the assessment
         has been cancelled, so the handler stops and its result is discarded."""
+        if self._lease is not None and self._lease.lost.is_set():
+            # Rescued while we were busy: another attempt may be running; stop here.
+            raise self._why_not_ours()
         try:
             updated = self._store.update_progress(
                 self.assessment_id,
@@ -134,6 +138,9 @@ def _run_claimed(
     timeout_exceptions: tuple[type[BaseException], ...],
 ) -> Outcome:
     request = claimed.request_data
+    lease = Heartbeat(
+        store.engines.primary, claimed.assessment_id, worker_id, store.settings.lease_seconds
+    )
     ctx = HandlerContext(
         assessment_id=claimed.assessment_id,
         request=request,
@@ -143,9 +150,7 @@ def _run_claimed(
         _worker_id=worker_id,
         _version=claimed.version,
         _started=time.monotonic(),
-    )
-    lease = Heartbeat(
-        store.engines.primary, claimed.assessment_id, worker_id, store.settings.lease_seconds
+        _lease=lease,
     )
     with lease:
         try:

@@ -16,6 +16,17 @@ MAX_ERROR_CHARS = 20_000
 MAX_ID_CHARS = 255
 
 
+def text_problem(text: str) -> str | None:
+    """Why PostgreSQL could not store ``text`` (a NUL, a lone surrogate), or None."""
+    if "\x00" in text:
+        return "must not contain NUL (\\x00) characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
 class InvalidInputError(AssessmentStoreError, ValueError):
     """Raised when an argument is out of range or of the wrong kind; names the field."""
 
@@ -46,8 +57,9 @@ def check_text(field: str, value: object, *, max_chars: int, required: bool) -> 
         raise InvalidInputError(field, "must be a non-empty string", value)
     if len(value) > max_chars:
         raise InvalidInputError(field, f"must be at most {max_chars} characters", len(value))
-    if "\x00" in value:
-        raise InvalidInputError(field, "must not contain NUL characters", value)
+    problem = text_problem(value)
+    if problem:
+        raise InvalidInputError(field, problem, value)
     return value
 
 
@@ -89,10 +101,11 @@ def check_lookup_id(assessment_id: object) -> str:
     """An id to look up: a string PostgreSQL can compare (no NUL, at most 255 chars)."""
     if not isinstance(assessment_id, str) or not assessment_id:
         raise InvalidInputError("assessmentId", "must be a non-empty string", assessment_id)
-    if "\x00" in assessment_id or len(assessment_id) > MAX_ID_CHARS:
+    problem = text_problem(assessment_id)
+    if problem:
+        raise InvalidInputError("assessmentId", problem, assessment_id)
+    if len(assessment_id) > MAX_ID_CHARS:
         raise InvalidInputError(
-            "assessmentId",
-            f"must be at most {MAX_ID_CHARS} characters without NUL",
-            assessment_id,
+            "assessmentId", f"must be at most {MAX_ID_CHARS} characters", assessment_id
         )
     return assessment_id

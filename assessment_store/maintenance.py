@@ -153,7 +153,10 @@ def delete_finished(
     while max_batches is None or batches < max_batches:
         batches += 1
         with store.transaction() as conn:
-            count, audits = repository.delete_finished_before(conn, cutoff, size)
+            ids, audits = repository.delete_finished_before(conn, cutoff, size)
+        if store.cache is not None:
+            store.cache.forget(ids)
+        count = len(ids)
         deleted += count
         audit_rows += audits
         if progress is not None:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from assessment_store.inputs import text_problem
 from assessment_store.states import AssessmentState
 
 ASSESSMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
@@ -47,8 +48,10 @@ class WireModel(BaseModel):
         # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather
         # than let the driver fail deep inside a transaction.
         texts = value if isinstance(value, list) else [value]
-        if any(isinstance(t, str) and "\x00" in t for t in texts):
-            raise ValueError("must not contain NUL (\\x00) characters")
+        for text in texts:
+            problem = text_problem(text) if isinstance(text, str) else None
+            if problem:
+                raise ValueError(problem)
         return value
 
 

@@ -99,7 +99,6 @@ class StateNotifier:
             thread.join(timeout=5)
 
     def _run(self) -> None:
-        first = True
         while not self._stop.is_set():
             try:
                 connection = psycopg2.connect(
@@ -114,9 +113,9 @@ class StateNotifier:
                 with connection.cursor() as cursor:
                     cursor.execute(f"LISTEN {CHANNEL}")
                 self.connected.set()
-                if not first:
-                    self._wake_everyone()  # changes while we were away were not heard
-                first = False
+                # Changes committed before LISTEN took effect (at start, or while we
+                # were reconnecting) were not heard: every waiter re-checks now.
+                self._wake_everyone()
                 self._listen(connection)
             except (psycopg2.Error, OSError) as exc:
                 logger.warning("listen_connection_lost: %s", str(exc).strip())

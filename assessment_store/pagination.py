@@ -8,6 +8,7 @@ import json
 from datetime import datetime
 
 from assessment_store.errors import AssessmentStoreError
+from assessment_store.inputs import text_problem
 
 
 class InvalidCursorError(AssessmentStoreError):
@@ -35,5 +36,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
         raise InvalidCursorError() from None
     if created_at.tzinfo is None or not isinstance(assessment_id, str):
+        raise InvalidCursorError()
+    if text_problem(assessment_id):
         raise InvalidCursorError()
     return created_at, assessment_id

@@ -36,6 +36,7 @@ from assessment_store.handlers.registry import HandlerRegistry
 from assessment_store.inputs import (
     MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
+    InvalidInputError,
     check_count,
     check_lookup_id,
     check_positive,
@@ -93,6 +94,7 @@ class AssessmentStore:
         self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
         self.handlers = handlers or HandlerRegistry.from_setting(self.settings.handlers)
         self._notifier: StateNotifier | None = None
+        self._notifier_lock = threading.Lock()
         self.cache = (
             StateCache(
                 self.settings.redis_url,
@@ -178,6 +180,7 @@ class AssessmentStore:
             for r in requests
         ]
         check_text("createdBy", created_by, max_chars=255, required=True)
+        self._check_timeouts(parsed)
         rows = creation.new_rows(parsed, created_by, self.handlers)
         if not rows:
             return []
@@ -188,6 +191,8 @@ class AssessmentStore:
             repeated = [row for row in unique_rows if row.assessment_id not in inserted]
             if repeated:
                 creation.check_idempotent_repeats(conn, repeated)
+        if self.cache is not None:
+            self.cache.forget(sorted(inserted))  # an older incarnation of a reused id
         for row in unique_rows:
             if row.assessment_id in inserted:
                 metrics.CREATED.labels(row.assessment_type).inc()
@@ -204,6 +209,19 @@ class AssessmentStore:
             ]
         )
         return [row.assessment_id for row in rows]
+
+    def _check_timeouts(self, requests: Sequence[AssessmentRequest]) -> None:
+        """An attempt must end before the broker would deliver its message again."""
+        limit = self.settings.broker_visibility_timeout_seconds
+        for request in requests:
+            seconds = request.attempt_timeout_seconds(self.settings.default_timeout_seconds)
+            if seconds >= limit:
+                raise InvalidInputError(
+                    "timeout",
+                    f"must be below the broker's visibility timeout ({limit:g}s, "
+                    "ASSESSMENT_STORE_BROKER_VISIBILITY_TIMEOUT_SECONDS)",
+                    seconds,
+                )
 
     # -- reading ----------------------------------------------------------------
 
@@ -238,9 +256,10 @@ class AssessmentStore:
     @property
     def notifier(self) -> StateNotifier:
         """This store's LISTEN connection for push-based waiting (started on first use)."""
-        if self._notifier is None:
-            self._notifier = StateNotifier(self.settings.database_url)
-        return self._notifier
+        with self._notifier_lock:
+            if self._notifier is None:
+                self._notifier = StateNotifier(self.settings.database_url)
+            return self._notifier
 
     def wait_for_completion(
         self, assessment_id: str, timeout: float = 30.0, *, owner: str | None = None
@@ -347,7 +366,11 @@ class AssessmentStore:
                 current = source
                 new_values = values
             else:
-                row = repository.fetch_assessment(conn, assessment_id, created_by=owner)
+                # Locked: a concurrent change (a progress report, a claim) waits for us
+                # or goes first, instead of failing our write as a stale version.
+                row = repository.fetch_assessment(
+                    conn, assessment_id, created_by=owner, for_update=True
+                )
                 if row is None:
                     raise AssessmentNotFoundError(assessment_id)
                 current = AssessmentState(row["state"])
@@ -371,7 +394,7 @@ class AssessmentStore:
             )
             changed = repository.compare_and_set(conn, change)
             if changed is None:
-                raise self._explain_refusal(conn, assessment_id, event, version_guard)
+                raise self._explain_refusal(conn, assessment_id, event, expected_version)
         if event is not AssessmentEvent.PROGRESS:
             metrics.TRANSITIONS.labels(current.value, target_of(event).value).inc()
         assessment = to_assessment(changed)

@@ -224,6 +224,8 @@ def import_lines(
         ]
     with store.transaction() as conn:
         repository.insert_imported(conn, rows, audits)
+    if store.cache is not None:
+        store.cache.forget([row["assessment_id"] for row in rows])
     if progress is not None:
         progress(len(rows))
     return len(rows)

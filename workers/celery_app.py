@@ -49,9 +49,12 @@ def configure(app: Celery, settings: Settings) -> None:
         # Each child reserves one message at a time: a long assessment never holds a
         # queue of others hostage, and a high-priority arrival is picked up next.
         worker_prefetch_multiplier=1,
-        # On losing the broker connection, acks-late tasks would be redelivered anyway;
-        # stop them rather than run them twice in parallel.
-        worker_cancel_long_running_tasks_on_connection_loss=True,
+        # On losing the broker connection, keep running attempts going (Celery's
+        # cancel-on-connection-loss is off on purpose): a redelivered message finds the
+        # row already claimed (compare-and-set) and does nothing, whereas cancelling
+        # would leave each attempt to be rescued as "worker lost" and burn a retry on
+        # every Redis blip, and could repeat a handler's side effects.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Flower sees workers and tasks.
         worker_send_task_events=True,
         task_send_sent_event=True,

@@ -12,7 +12,8 @@ MAINTENANCE_QUEUE = "maintenance"
 # Highest first: with queue_order_strategy="priority" a worker consuming several
 # queues always polls them in this order, so high work overtakes a low backlog.
 ASSESSMENT_QUEUES = (HIGH_QUEUE, NORMAL_QUEUE, LOW_QUEUE)
-ALL_QUEUES = (*ASSESSMENT_QUEUES, MAINTENANCE_QUEUE)
+# Maintenance first: its jobs are short and must not starve behind a low backlog.
+ALL_QUEUES = (MAINTENANCE_QUEUE, *ASSESSMENT_QUEUES)
 TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in ALL_QUEUES)
 
 

@@ -13,7 +13,9 @@ from assessment_store.config import get_settings
 from assessment_store.errors import ConfigurationError
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-ALL_QUEUES = "assessments.high,assessments.normal,assessments.low,maintenance"
+# maintenance first: its jobs are short, and a backlog of low work must not starve
+# rescue, retry and re-dispatch (queues are polled strictly in this order).
+ALL_QUEUES = "maintenance,assessments.high,assessments.normal,assessments.low"
 
 
 def register(app: typer.Typer) -> None:

@@ -68,6 +68,8 @@ def translated_db_errors() -> Iterator[None]:
                 "(alembic upgrade head)"
             ) from exc
         raise
+    except UnicodeEncodeError as exc:
+        raise DataRejectedError(f"value rejected: not valid Unicode ({exc.reason})") from exc
     except ValueError as exc:
         # psycopg2 refuses some values before they reach the server (NUL in a string).
         if "NUL" not in str(exc):

@@ -149,14 +149,23 @@ def fetch_identities(conn: Connection, ids: Sequence[str]) -> dict[str, tuple[st
 
 
 def fetch_assessment(
-    conn: Connection, assessment_id: str, *, created_by: str | None = None
+    conn: Connection,
+    assessment_id: str,
+    *,
+    created_by: str | None = None,
+    for_update: bool = False,
 ) -> RowMapping | None:
-    """The current row, or None (also None when ``created_by`` is given and differs)."""
+    """The current row, or None (also None when ``created_by`` is given and differs).
+
+    ``for_update`` locks the row until the transaction ends, so a change computed from
+    it cannot be overtaken between the read and the write."""
     sql = f"SELECT {ASSESSMENT_COLUMNS} FROM assessment_states WHERE assessment_id = :id"
     params: dict[str, object] = {"id": assessment_id}
     if created_by is not None:
         sql += " AND created_by = :created_by"
         params["created_by"] = created_by
+    if for_update:
+        sql += " FOR UPDATE"
     return conn.execute(text(sql), params).mappings().first()
 
 
@@ -308,11 +317,11 @@ def retry_failed(
     return list(result.mappings())
 
 
-def delete_finished_before(conn: Connection, cutoff: datetime, limit: int) -> tuple[int, int]:
+def delete_finished_before(conn: Connection, cutoff: datetime, limit: int) -> tuple[list[str], int]:
     """Delete up to ``limit`` finished assessments older than ``cutoff`` with their audit rows.
 
     Finished means completed, cancelled, or failed with no retry scheduled. Returns
-    (assessments deleted, audit rows deleted). Rows locked by someone else are skipped.
+    (the ids deleted, audit rows deleted). Rows locked by someone else are skipped.
     """
     row = conn.execute(
         text(
@@ -331,14 +340,15 @@ def delete_finished_before(conn: Connection, cutoff: datetime, limit: int) -> tu
             ), deleted AS (
                 DELETE FROM assessment_states AS s USING doomed AS d
                 WHERE s.assessment_id = d.assessment_id
-                RETURNING 1
+                RETURNING s.assessment_id
             )
-            SELECT (SELECT count(*) FROM deleted), (SELECT n FROM audit_count)
+            SELECT (SELECT coalesce(array_agg(assessment_id), '{}') FROM deleted),
+                   (SELECT n FROM audit_count)
             """
         ),
         {"cutoff": cutoff, "limit": limit},
     ).one()
-    return int(row[0]), int(row[1])
+    return list(row[0]), int(row[1])
 
 
 def fetch_audit_trail(conn: Connection, assessment_id: str) -> list[RowMapping]:

@@ -53,7 +53,7 @@ DEMO_TUNING = {
     "redispatch_after_seconds": 10.0,
 }
 LIVE_ROWS = 16
-QUEUES = "assessments.high,assessments.normal,assessments.low,maintenance"
+QUEUES = "maintenance,assessments.high,assessments.normal,assessments.low"
 
 
 @dataclass

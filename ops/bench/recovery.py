@@ -33,7 +33,7 @@ from workers.dispatcher import CeleryDispatcher
 
 BENCH_REDIS_DB = 11
 ROOT = Path(__file__).resolve().parents[2]
-QUEUES = "assessments.high,assessments.normal,assessments.low,maintenance"
+QUEUES = "maintenance,assessments.high,assessments.normal,assessments.low"
 SHORT = {
     "lease_seconds": 2.0,
     "redispatch_after_seconds": 3.0,

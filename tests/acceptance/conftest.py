@@ -92,7 +92,7 @@ def start_worker(
     def start(
         name: str = "w1",
         *,
-        queues: str = "assessments.high,assessments.normal,assessments.low,maintenance",
+        queues: str = "maintenance,assessments.high,assessments.normal,assessments.low",
         concurrency: int = 2,
         env: dict[str, str] | None = None,
     ) -> CeleryProcess:

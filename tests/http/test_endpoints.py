@@ -233,6 +233,17 @@ def test_health_ready_and_metrics_need_no_token(client: TestClient) -> None:
             "VALIDATION_ERROR",
         ),
         ("post", "/v1/assessments/x%00/cancel", ALICE, None, 422, "VALIDATION_ERROR"),
+        # A cursor whose id is a lone surrogate (found in review): not ours, so 422.
+        (
+            "get",
+            "/v1/assessments?cursor=WyIyMDI0LTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgIlx1ZDgwMCJd",
+            ALICE,
+            None,
+            422,
+            "VALIDATION_ERROR",
+        ),
+        # Undecodable bytes in the path reach us as replacement characters: no such id.
+        ("get", "/v1/assessments/%ED%A0%80", ALICE, None, 404, "ASSESSMENT_NOT_FOUND"),
         ("get", "/v2/nothing", ALICE, None, 404, "NOT_FOUND"),
     ],
 )

@@ -135,3 +135,21 @@ def test_with_redis_down_the_cache_steps_aside(settings: Settings) -> None:
         assert store.get_state(assessment_id).state is AssessmentState.PENDING
     finally:
         store.close()
+
+
+def test_a_deleted_assessment_leaves_the_cache_and_a_reused_id_is_fresh(
+    cached_store: AssessmentStore, raw_conn: Connection
+) -> None:
+    done = processing(cached_store, id="reused-1", server_name="first")
+    cached_store.complete_assessment(done.assessment_id, {"run": 1})
+    assert cached_store.get_state("reused-1").state is AssessmentState.COMPLETED
+    with raw_conn.begin():
+        raw_conn.execute(
+            text("UPDATE assessment_states SET completed_at = completed_at - interval '40 days'")
+        )
+    assert cached_store.cleanup_old_assessments(30) == 1
+    with pytest.raises(AssessmentNotFoundError):
+        cached_store.get_state("reused-1")
+    cached_store.create_assessment(request(id="reused-1", server_name="second"))
+    again = cached_store.get_state("reused-1")
+    assert (again.state, again.version, again.server_name) == (AssessmentState.PENDING, 1, "second")

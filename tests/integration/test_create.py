@@ -136,3 +136,11 @@ def test_a_thousand_row_batch_is_created_in_one_transaction(
     ids = store.batch_create_assessments([request(server_name=f"h{i}") for i in range(1000)])
     assert len(set(ids)) == 1000
     assert count_rows(raw_conn) == (1000, 1000)
+
+
+def test_a_timeout_the_broker_would_redeliver_within_is_refused(store: AssessmentStore) -> None:
+    from assessment_store import InvalidInputError
+
+    limit = store.settings.broker_visibility_timeout_seconds
+    with pytest.raises(InvalidInputError, match="timeout"):
+        store.create_assessment(request(timeout=limit + 1))

@@ -82,6 +82,8 @@ def test_the_listener_reconnects_after_losing_its_connection(
 
     notifier.watch(ANY_ASSESSMENT, hear)
     assert notifier.connected.wait(10)
+    assert woken.wait(5), "connecting wakes every watcher once (changes may have been missed)"
+    woken.clear()
     with raw_conn.begin():
         raw_conn.execute(
             text(

@@ -169,3 +169,20 @@ def test_two_batch_retries_at_once_retry_each_failure_once(
     ).all()
     assert [tuple(c) for c in counts] == [(1, 30)]
     assert audit_chain_problems(raw_conn) == []
+
+
+def test_a_cancel_without_a_version_is_never_refused_by_a_concurrent_progress_report(
+    racing_store: AssessmentStore, raw_conn: Connection
+) -> None:
+    for _ in range(15):
+        started = processing(racing_store)
+        outcomes = race(
+            [
+                partial(racing_store.update_progress, started.assessment_id, 10),
+                partial(racing_store.update_progress, started.assessment_id, 20),
+                partial(racing_store.cancel_assessment, started.assessment_id, "stop"),
+            ]
+        )
+        assert not isinstance(outcomes[2], Exception), outcomes[2]
+        assert racing_store.get_state(started.assessment_id).state is AssessmentState.CANCELLED
+    assert audit_chain_problems(raw_conn) == []

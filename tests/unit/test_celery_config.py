@@ -1,0 +1,52 @@
+"""The Celery settings the store's guarantees depend on."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from assessment_store.cli.processes import ALL_QUEUES as CLI_QUEUES
+from assessment_store.config import load_settings
+from workers.celery_app import configure
+from workers.routing import ALL_QUEUES, MAINTENANCE_QUEUE, queue_for_priority
+
+
+def configured() -> Celery:
+    app = Celery("config-test")
+    configure(app, load_settings(broker_visibility_timeout_seconds=1234))
+    return app
+
+
+def test_delivery_settings_make_redelivery_safe_and_fair() -> None:
+    conf = configured().conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.accept_content == ["json"] and conf.task_serializer == "json"
+    assert conf.worker_send_task_events is True
+    assert conf.broker_connection_retry_on_startup is True
+    # Running attempts keep going on a broker blip: the claim makes a redelivery harmless.
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is False
+
+
+def test_the_visibility_timeout_is_the_same_everywhere() -> None:
+    conf = configured().conf
+    assert conf.broker_transport_options["visibility_timeout"] == 1234
+    assert conf.result_backend_transport_options["visibility_timeout"] == 1234
+    assert conf.broker_transport_options["queue_order_strategy"] == "priority"
+
+
+def test_maintenance_is_polled_first_so_a_low_backlog_cannot_starve_it() -> None:
+    assert ALL_QUEUES[0] == MAINTENANCE_QUEUE
+    assert CLI_QUEUES.split(",")[0] == MAINTENANCE_QUEUE
+    assert ALL_QUEUES[1:] == ("assessments.high", "assessments.normal", "assessments.low")
+
+
+def test_priorities_map_to_the_spec_bands() -> None:
+    assert {p: queue_for_priority(p) for p in (1, 3, 4, 7, 8, 10)} == {
+        1: "assessments.low",
+        3: "assessments.low",
+        4: "assessments.normal",
+        7: "assessments.normal",
+        8: "assessments.high",
+        10: "assessments.high",
+    }
