@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,5 +163,39 @@ def celery_beat(
         env,
         log_dir,
         ready_marker="beat: Starting",
+        cwd=cwd,
+    )
+
+
+def free_port(preferred: int = 0) -> int:
+    """``preferred`` when nothing listens there, else any free loopback port."""
+    for candidate in (preferred, 0) if preferred else (0,):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port")  # pragma: no cover
+
+
+def api_server(
+    name: str, env: dict[str, str], log_dir: Path, port: int, cwd: Path | None = None
+) -> ChildProcess:
+    """``assessment-store api`` on 127.0.0.1:``port``, ready once uvicorn has started."""
+    return ChildProcess(
+        name,
+        [
+            sys.executable,
+            "-m",
+            "assessment_store.cli",
+            "api",
+            "--port",
+            str(port),
+            "--no-access-log",
+        ],
+        env,
+        log_dir,
+        ready_marker="Application startup complete",
         cwd=cwd,
     )

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -34,9 +32,11 @@ from assessment_store.demo import targets
 from assessment_store.demo.processes import (
     CELERY,
     ChildProcess,
+    api_server,
     celery_beat,
     celery_worker,
     child_environment,
+    free_port,
 )
 from assessment_store.http.auth import Role, issue_token
 from assessment_store.models import Assessment, AssessmentRequest
@@ -204,18 +204,6 @@ class Endpoints:
         return f"http://127.0.0.1:{self.flower_port}"
 
 
-def free_port(preferred: int) -> int:
-    """``preferred`` when nothing listens there, else any free port."""
-    for candidate in (preferred, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", candidate))
-            except OSError:
-                continue
-            return int(sock.getsockname()[1])
-    raise RuntimeError("no free port")  # pragma: no cover
-
-
 @contextmanager
 def running_system(
     settings: Settings, log_dir: Path, compliance_port: int, endpoints: Endpoints
@@ -231,20 +219,13 @@ def running_system(
             f"{ENV_PREFIX}WORKER_METRICS_PORT": "0",
         },
     )
-    cli = [sys.executable, "-m", "assessment_store.cli"]
     children = [
         celery_worker("worker-high", env, log_dir, queues="assessments.high", concurrency=1),
         celery_worker("worker-normal", env, log_dir, queues="assessments.normal", concurrency=1),
         celery_worker("worker-low", env, log_dir, queues="assessments.low", concurrency=1),
         celery_worker("worker-shared", env, log_dir, queues=QUEUES, concurrency=2),
         celery_beat("beat", env, log_dir),
-        ChildProcess(
-            "api",
-            [*cli, "api", "--port", str(endpoints.api_port)],
-            env,
-            log_dir,
-            ready_marker="Application startup complete",
-        ),
+        api_server("api", env, log_dir, endpoints.api_port),
         ChildProcess(
             "flower",
             [

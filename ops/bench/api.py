@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import select
-import socket
-import sys
 import tempfile
 import threading
 import time
@@ -26,7 +24,12 @@ import psycopg2
 import psycopg2.extensions
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
-from assessment_store.demo.processes import ChildProcess, child_environment
+from assessment_store.demo.processes import (
+    ChildProcess,
+    api_server,
+    child_environment,
+    free_port,
+)
 from assessment_store.http.auth import Role, issue_token
 from assessment_store.notify import libpq_dsn
 from assessment_store.percentiles import percentile
@@ -118,41 +121,14 @@ def waiter_wake_up(store: AssessmentStore, rounds: int) -> tuple[list[float], li
 
 
 def start_api(name: str, url: str, cache: bool, logs: Path) -> tuple[ChildProcess, str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     settings = load_settings(
         database_url=url, jwt_secret=SECRET, cache_enabled=cache, cache_ttl_seconds=1.0
     )
-    process = ChildProcess(
-        name,
-        [
-            sys.executable,
-            "-m",
-            "assessment_store.cli",
-            "api",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        child_environment(settings),
-        logs,
-        ready_marker="",
-        cwd=ROOT,
-    )
+    process = api_server(name, child_environment(settings), logs, port, cwd=ROOT)
     process.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return process, base
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
+    process.wait_ready()
+    return process, f"http://127.0.0.1:{port}"
 
 
 def http_reads(base: str, path: str, token: str, count: int) -> list[float]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentStore
-from assessment_store.demo.processes import ChildProcess
+from assessment_store.demo.processes import api_server, free_port
 from assessment_store.http.auth import Role, issue_token
 from tests.acceptance.processes import ROOT
 from tests.factories import request
@@ -24,47 +23,15 @@ SECRET = "acceptance-secret-0123456789abcdefghijkl"
 WAITERS = 1000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def api(system_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     port = free_port()
-    env = {**system_env, "ASSESSMENT_STORE_JWT_SECRET": SECRET}
-    process = ChildProcess(
-        "api",
-        [
-            sys.executable,
-            "-m",
-            "assessment_store.cli",
-            "api",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env,
-        tmp_path,
-        ready_marker="",
-        cwd=ROOT,
+    process = api_server(
+        "api", {**system_env, "ASSESSMENT_STORE_JWT_SECRET": SECRET}, tmp_path, port, cwd=ROOT
     )
     process.start()
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert process.running, process.log()
-        assert time.monotonic() < deadline, process.log()
-        time.sleep(0.1)
-    yield base
+    process.wait_ready()
+    yield f"http://127.0.0.1:{port}"
     process.stop()
     assert "Traceback" not in process.log(), process.log()[-3000:]
 

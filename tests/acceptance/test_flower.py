@@ -10,10 +10,9 @@ from pathlib import Path
 import httpx
 
 from assessment_store import AssessmentState, AssessmentStore
-from assessment_store.demo.processes import ChildProcess
+from assessment_store.demo.processes import ChildProcess, free_port
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import ROOT, CeleryProcess
-from tests.acceptance.test_api_process import free_port
 from tests.factories import request
 
 AUTH = ("ops", "flower-test-password")
