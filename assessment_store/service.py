@@ -18,7 +18,7 @@ from sqlalchemy import Connection, RowMapping
 
 from assessment_store import creation, health, metrics, queries
 from assessment_store.cache import StateCache
-from assessment_store.changes import AssessmentChanges, to_assessment
+from assessment_store.changes import SYSTEM_ACTOR, AssessmentChanges, to_assessment
 from assessment_store.config import Settings, get_settings
 from assessment_store.db import repository
 from assessment_store.db.engine import Engines, run_read
