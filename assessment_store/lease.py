@@ -14,7 +14,7 @@ from types import TracebackType
 
 from sqlalchemy import Engine
 
-from assessment_store.db import repository
+from assessment_store.db import sweeps
 
 logger = logging.getLogger("assessment_store.lease")
 
@@ -53,7 +53,7 @@ class Heartbeat:
         while not self._stop.wait(interval):
             try:
                 with self._engine.begin() as conn:
-                    held = repository.renew_lease(
+                    held = sweeps.renew_lease(
                         conn, self._assessment_id, self._worker_id, self._lease_seconds
                     )
             except Exception:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from assessment_store import metrics
 from assessment_store.backoff import retry_delay_seconds
-from assessment_store.db import repository
+from assessment_store.db import sweeps
 from assessment_store.inputs import check_count, check_positive
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def rescue_lost_attempts(
     rescued = 0
     for _ in range(max_batches):
         with store.transaction() as conn:
-            lost = repository.claim_lost_attempts(conn, RESCUE_BATCH_SIZE)
+            lost = sweeps.claim_lost_attempts(conn, RESCUE_BATCH_SIZE)
             now = datetime.now(UTC)
             rows = []
             for row in lost:
@@ -64,7 +64,7 @@ def rescue_lost_attempts(
                     f"its lease (expired {row['lease_expires_at']:%Y-%m-%dT%H:%M:%S%z})"
                 )
                 rows.append((row["assessment_id"], row["version"], next_retry_at, error))
-            done = repository.fail_lost_attempts(conn, rows, RESCUE_ACTOR)
+            done = sweeps.fail_lost_attempts(conn, rows, RESCUE_ACTOR)
         rescued += len(done)
         metrics.TRANSITIONS.labels("processing", "failed").inc(len(done))
         metrics.ERRORS.labels("worker_lost").inc(len(done))
@@ -84,9 +84,9 @@ def redispatch_stale_pending(
     published = 0
     for _ in range(max_batches):
         with store.transaction() as conn:
-            if not repository.try_job_lock(conn, "redispatch"):
+            if not sweeps.try_job_lock(conn, "redispatch"):
                 return JobReport("redispatch", published, skipped=True)
-            rows = repository.claim_stale_pending(
+            rows = sweeps.claim_stale_pending(
                 conn,
                 after_seconds=settings.redispatch_after_seconds,
                 limit=settings.redispatch_batch_size,
@@ -115,7 +115,7 @@ def retry_failures(
     while max_batches is None or batches < max_batches:
         batches += 1
         with store.transaction() as conn:
-            rows = repository.retry_failed(
+            rows = sweeps.retry_failed(
                 conn,
                 max_retries=max_retries,
                 due_only=due_only,
@@ -153,7 +153,7 @@ def delete_finished(
     while max_batches is None or batches < max_batches:
         batches += 1
         with store.transaction() as conn:
-            ids, audits = repository.delete_finished_before(conn, cutoff, size)
+            ids, audits = sweeps.delete_finished_before(conn, cutoff, size)
         if store.cache is not None:
             store.cache.forget(ids)
         count = len(ids)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from sqlalchemy import Connection
 
-from assessment_store.db import repository
+from assessment_store.db import reads
 from assessment_store.models import Assessment, AssessmentFilters, AssessmentPage, AssessmentStats
 from assessment_store.pagination import decode_cursor, encode_cursor
 from assessment_store.states import AssessmentState
 
 
 def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None) -> AssessmentPage:
-    """One page of :func:`repository.list_assessments`; ``owner`` overrides created_by."""
-    query = repository.ListQuery(
+    """One page of :func:`reads.list_assessments`; ``owner`` overrides created_by."""
+    query = reads.ListQuery(
         states=[state.value for state in filters.states] if filters.states else None,
         assessment_type=filters.assessment_type,
         server_name=filters.server_name,
@@ -23,7 +23,7 @@ def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None
         after=decode_cursor(filters.cursor) if filters.cursor else None,
         limit=filters.limit,
     )
-    rows = repository.list_assessments(conn, query)
+    rows = reads.list_assessments(conn, query)
     items = [Assessment.model_validate(dict(row)) for row in rows[: filters.limit]]
     next_cursor = None
     if len(rows) > filters.limit:
@@ -34,7 +34,7 @@ def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None
 
 def stats(conn: Connection, *, window_seconds: int, owner: str | None) -> AssessmentStats:
     """Counts by state and rates over the last ``window_seconds``."""
-    row = repository.fetch_stats(conn, window_seconds=window_seconds, created_by=owner)
+    row = reads.fetch_stats(conn, window_seconds=window_seconds, created_by=owner)
     counts = {state: int(row[state.value]) for state in AssessmentState}
     recent_completed = int(row["recent_completed"])
     recent_failed = int(row["recent_failed"])

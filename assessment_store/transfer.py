@@ -16,7 +16,7 @@ from typing import IO
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
-from assessment_store.db import repository
+from assessment_store.db import imports, reads
 from assessment_store.errors import AssessmentStoreError
 from assessment_store.models import Assessment, AssessmentFilters, WireModel
 from assessment_store.service import AssessmentStore
@@ -74,7 +74,7 @@ def export_lines(
         )
         ids = [a.assessment_id for a in page.items]
         with store.engines.reader.connect() as conn:
-            trails = repository.fetch_audit_trails(conn, ids)
+            trails = reads.fetch_audit_trails(conn, ids)
         for assessment in page.items:
             line = assessment.to_wire()
             line["auditTrail"] = [
@@ -185,7 +185,7 @@ def validate_lines(store: AssessmentStore, lines: Sequence[str]) -> list[_Parsed
         parsed.append(_Parsed(number, item))
     if parsed:
         with store.engines.reader.connect() as conn:
-            taken = repository.existing_ids(conn, [p.assessment.assessment_id for p in parsed])
+            taken = reads.existing_ids(conn, [p.assessment.assessment_id for p in parsed])
         problems += [
             f"line {p.line}: assessmentId {p.assessment.assessment_id!r} already exists"
             for p in parsed
@@ -223,7 +223,7 @@ def import_lines(
             for e in item.audit_trail
         ]
     with store.transaction() as conn:
-        repository.insert_imported(conn, rows, audits)
+        imports.insert_imported(conn, rows, audits)
     if store.cache is not None:
         store.cache.forget([row["assessment_id"] for row in rows])
     if progress is not None:

@@ -1,1 +1,2 @@
-"""Persistence: table definitions, engines, and the repository (the only SQL in the project)."""
+"""Persistence: tables, engines, migrations, and the only SQL in the project (repository,
+reads, sweeps, imports)."""

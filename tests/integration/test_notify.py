@@ -88,7 +88,8 @@ def test_the_listener_reconnects_after_losing_its_connection(
         raw_conn.execute(
             text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'assessment-store-listen'"
+                "WHERE application_name = 'assessment-store-listen' "
+                "AND datname = current_database()"
             )
         )
     assert woken.wait(10), "a reconnect wakes every watcher to re-check"

@@ -1,0 +1,117 @@
+"""Read-side SQL: filtered, keyset-paginated lists, stats, audit trails in bulk."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, RowMapping, text
+
+from assessment_store.db.repository import ASSESSMENT_COLUMNS
+
+
+@dataclass(frozen=True, slots=True)
+class ListQuery:
+    """Filters and keyset position for :func:`list_assessments`."""
+
+    states: Sequence[str] | None
+    assessment_type: str | None
+    server_name: str | None
+    source: str | None
+    created_by: str | None
+    created_after: datetime | None
+    created_before: datetime | None
+    after: tuple[datetime, str] | None
+    limit: int
+
+
+def list_assessments(conn: Connection, query: ListQuery) -> list[RowMapping]:
+    """Rows newest first, keyset-paginated on (created_at, assessment_id); limit+1 fetched."""
+    where: list[str] = []
+    params: dict[str, object] = {"limit": query.limit + 1}
+    if query.states:
+        where.append("state = ANY(CAST(:states AS assessment_state[]))")
+        params["states"] = list(query.states)
+    for column in ("assessment_type", "server_name", "source", "created_by"):
+        value = getattr(query, column)
+        if value is not None:
+            where.append(f"{column} = :{column}")
+            params[column] = value
+    if query.created_after is not None:
+        where.append("created_at >= :created_after")
+        params["created_after"] = query.created_after
+    if query.created_before is not None:
+        where.append("created_at < :created_before")
+        params["created_before"] = query.created_before
+    if query.after is not None:
+        where.append("(created_at, assessment_id) < (:after_at, :after_id)")
+        params["after_at"], params["after_id"] = query.after
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    sql = (
+        f"SELECT {ASSESSMENT_COLUMNS} FROM assessment_states {clause} "
+        "ORDER BY created_at DESC, assessment_id DESC LIMIT :limit"
+    )
+    return list(conn.execute(text(sql), params).mappings())
+
+
+def fetch_stats(conn: Connection, *, window_seconds: int, created_by: str | None) -> RowMapping:
+    """Counts by state, and completions, failures and run time within the window."""
+    owner = "WHERE created_by = :created_by" if created_by is not None else ""
+    return (
+        conn.execute(
+            text(
+                f"""
+                SELECT
+                  count(*) FILTER (WHERE state = 'pending') AS pending,
+                  count(*) FILTER (WHERE state = 'processing') AS processing,
+                  count(*) FILTER (WHERE state = 'completed') AS completed,
+                  count(*) FILTER (WHERE state = 'failed') AS failed,
+                  count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                  count(*) FILTER (WHERE state = 'failed' AND next_retry_at IS NULL)
+                    AS dead_letters,
+                  count(*) FILTER (WHERE state = 'completed' AND completed_at >= cutoff)
+                    AS recent_completed,
+                  count(*) FILTER (WHERE state = 'failed' AND completed_at >= cutoff)
+                    AS recent_failed,
+                  avg(extract(epoch FROM completed_at - started_at))
+                    FILTER (WHERE state = 'completed' AND completed_at >= cutoff)
+                    AS recent_average_seconds
+                FROM assessment_states,
+                     LATERAL (SELECT now() - make_interval(secs => :window) AS cutoff) AS w
+                {owner}
+                """
+            ),
+            {"window": window_seconds, "created_by": created_by},
+        )
+        .mappings()
+        .one()
+    )
+
+
+def fetch_audit_trails(conn: Connection, ids: Sequence[str]) -> dict[str, list[RowMapping]]:
+    """The audit rows of several assessments, each ordered by version."""
+    result = conn.execute(
+        text(
+            "SELECT id, assessment_id, event, old_state, new_state, version_from, version_to, "
+            "changed_by, change_reason, created_at FROM assessment_state_audit "
+            "WHERE assessment_id = ANY(CAST(:ids AS text[])) ORDER BY assessment_id, version_to"
+        ),
+        {"ids": list(ids)},
+    )
+    trails: dict[str, list[RowMapping]] = {i: [] for i in ids}
+    for row in result.mappings():
+        trails[row["assessment_id"]].append(row)
+    return trails
+
+
+def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` are already stored."""
+    result = conn.execute(
+        text(
+            "SELECT assessment_id FROM assessment_states "
+            "WHERE assessment_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"ids": list(ids)},
+    )
+    return {row[0] for row in result}

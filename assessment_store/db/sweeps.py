@@ -1,0 +1,239 @@
+"""SQL of the maintenance sweeps: retry, retention, lease renewal, rescue, re-dispatch.
+
+Each claims rows with FOR UPDATE SKIP LOCKED (or runs under an advisory lock) so two
+runners at once split the work instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, RowMapping, text
+
+from assessment_store.db.repository import ASSESSMENT_COLUMNS
+
+
+def retry_failed(
+    conn: Connection,
+    *,
+    max_retries: int,
+    due_only: bool,
+    limit: int,
+    changed_by: str,
+    change_reason: str,
+) -> list[RowMapping]:
+    """Move failed assessments with retries left back to pending, audited, in one statement.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED, so two callers at once (two beats)
+    split the work instead of retrying anything twice. ``due_only`` keeps to rows
+    whose ``next_retry_at`` has passed (the scheduled path); otherwise any failed row
+    with retries left is taken (an operator's batch retry).
+    """
+    due = "AND next_retry_at IS NOT NULL AND next_retry_at <= now()" if due_only else ""
+    sql = f"""
+        WITH picked AS (
+            SELECT assessment_id, version FROM assessment_states
+            WHERE state = 'failed' AND retry_count < :max_retries {due}
+            ORDER BY priority DESC, completed_at
+            LIMIT :limit
+            FOR UPDATE SKIP LOCKED
+        ), changed AS (
+            UPDATE assessment_states AS s
+            SET state = 'pending', version = s.version + 1, updated_at = now(),
+                retry_count = s.retry_count + 1, next_retry_at = NULL, completed_at = NULL,
+                error_message = NULL, progress = 0, message = NULL, worker_id = NULL,
+                result_data = NULL
+            FROM picked AS p
+            WHERE s.assessment_id = p.assessment_id AND s.version = p.version
+              AND s.state = 'failed'
+            RETURNING {", ".join("s." + c.strip() for c in ASSESSMENT_COLUMNS.split(","))}
+        ), audited AS (
+            INSERT INTO assessment_state_audit (
+                assessment_id, event, old_state, new_state, version_from, version_to,
+                changed_by, change_reason, created_at)
+            SELECT assessment_id, 'retry', 'failed', 'pending', version - 1, version,
+                   :changed_by, :change_reason || ' (attempt ' || (retry_count + 1) || ')',
+                   updated_at
+            FROM changed
+        )
+        SELECT *, pg_notify('assessment_state', assessment_id || ' pending') AS notified
+        FROM changed
+    """
+    result = conn.execute(
+        text(sql),
+        {
+            "max_retries": max_retries,
+            "limit": limit,
+            "changed_by": changed_by,
+            "change_reason": change_reason,
+        },
+    )
+    return list(result.mappings())
+
+
+def delete_finished_before(conn: Connection, cutoff: datetime, limit: int) -> tuple[list[str], int]:
+    """Delete up to ``limit`` finished assessments older than ``cutoff`` with their audit rows.
+
+    Finished means completed, cancelled, or failed with no retry scheduled. Returns
+    (the ids deleted, audit rows deleted). Rows locked by someone else are skipped.
+    """
+    row = conn.execute(
+        text(
+            """
+            WITH doomed AS (
+                SELECT assessment_id FROM assessment_states
+                WHERE completed_at IS NOT NULL AND completed_at < :cutoff
+                  AND (state IN ('completed', 'cancelled')
+                       OR (state = 'failed' AND next_retry_at IS NULL))
+                ORDER BY completed_at
+                LIMIT :limit
+                FOR UPDATE SKIP LOCKED
+            ), audit_count AS (
+                SELECT count(*) AS n FROM assessment_state_audit AS a
+                JOIN doomed AS d USING (assessment_id)
+            ), deleted AS (
+                DELETE FROM assessment_states AS s USING doomed AS d
+                WHERE s.assessment_id = d.assessment_id
+                RETURNING s.assessment_id
+            )
+            SELECT (SELECT coalesce(array_agg(assessment_id), '{}') FROM deleted),
+                   (SELECT n FROM audit_count)
+            """
+        ),
+        {"cutoff": cutoff, "limit": limit},
+    ).one()
+    return list(row[0]), int(row[1])
+
+
+def renew_lease(conn: Connection, assessment_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend the lease if ``worker_id`` still holds it; False once it does not."""
+    result = conn.execute(
+        text(
+            "UPDATE assessment_leases "
+            "SET lease_expires_at = now() + make_interval(secs => :lease), heartbeat_at = now() "
+            "WHERE assessment_id = :id AND worker_id = :worker"
+        ),
+        {"id": assessment_id, "worker": worker_id, "lease": lease_seconds},
+    )
+    return result.rowcount == 1
+
+
+def claim_lost_attempts(conn: Connection, limit: int) -> list[RowMapping]:
+    """Lock processing rows whose lease has expired (the worker died or hung).
+
+    Both the assessment and its lease row are locked, so a heartbeat that renews the
+    lease concurrently either wins (the row no longer qualifies when re-checked) or
+    waits; a live, renewing worker is never rescued. Rows locked by another rescuer
+    are skipped.
+    """
+    result = conn.execute(
+        text(
+            """
+            SELECT s.assessment_id, s.version, s.retry_count, l.worker_id AS lease_worker,
+                   l.lease_expires_at
+            FROM assessment_states AS s
+            JOIN assessment_leases AS l USING (assessment_id)
+            WHERE s.state = 'processing' AND l.lease_expires_at < now()
+            ORDER BY l.lease_expires_at
+            LIMIT :limit
+            FOR UPDATE OF s, l SKIP LOCKED
+            """
+        ),
+        {"limit": limit},
+    )
+    return list(result.mappings())
+
+
+def fail_lost_attempts(
+    conn: Connection,
+    lost: Sequence[tuple[str, int, datetime | None, str]],
+    changed_by: str,
+) -> list[str]:
+    """processing -> failed for (id, version, next_retry_at, error) rows, audited."""
+    if not lost:
+        return []
+    result = conn.execute(
+        text(
+            """
+            WITH input AS (
+                SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]),
+                                     CAST(:retry_ats AS timestamptz[]), CAST(:errors AS text[]))
+                    AS t(assessment_id, version, next_retry_at, error)
+            ), changed AS (
+                UPDATE assessment_states AS s
+                SET state = 'failed', version = s.version + 1, updated_at = now(),
+                    completed_at = now(), error_message = i.error,
+                    next_retry_at = i.next_retry_at
+                FROM input AS i
+                WHERE s.assessment_id = i.assessment_id AND s.version = i.version
+                  AND s.state = 'processing'
+                RETURNING s.assessment_id, s.version, s.updated_at, i.error
+            ), released AS (
+                UPDATE assessment_leases AS l
+                SET worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL
+                FROM changed AS c WHERE l.assessment_id = c.assessment_id
+            ), audited AS (
+                INSERT INTO assessment_state_audit (
+                    assessment_id, event, old_state, new_state, version_from, version_to,
+                    changed_by, change_reason, created_at)
+                SELECT assessment_id, 'fail', 'processing', 'failed', version - 1, version,
+                       :changed_by, 'rescued: ' || error, updated_at
+                FROM changed
+            )
+            SELECT assessment_id, pg_notify('assessment_state', assessment_id || ' failed')
+            FROM changed
+            """
+        ),
+        {
+            "ids": [row[0] for row in lost],
+            "versions": [row[1] for row in lost],
+            "retry_ats": [row[2] for row in lost],
+            "errors": [row[3] for row in lost],
+            "changed_by": changed_by,
+        },
+    )
+    return [row[0] for row in result]
+
+
+def try_job_lock(conn: Connection, job: str) -> bool:
+    """Take this transaction's advisory lock for a singleton job; False if another
+    runner (a second beat) holds it. Released at commit or rollback."""
+    return bool(
+        conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext('assessment_store.' || :job))"),
+            {"job": job},
+        ).scalar_one()
+    )
+
+
+def claim_stale_pending(conn: Connection, *, after_seconds: float, limit: int) -> list[RowMapping]:
+    """Pending rows not (re-)published for ``after_seconds``, highest priority and oldest
+    first; marks them dispatched now. Run under :func:`try_job_lock`."""
+    result = conn.execute(
+        text(
+            """
+            WITH picked AS (
+                SELECT s.assessment_id, s.priority, s.request_data, s.updated_at
+                FROM assessment_states AS s
+                LEFT JOIN assessment_leases AS l USING (assessment_id)
+                WHERE s.state = 'pending'
+                  AND s.updated_at < now() - make_interval(secs => :after)
+                  AND (l.dispatched_at IS NULL
+                       OR l.dispatched_at < now() - make_interval(secs => :after))
+                ORDER BY s.priority DESC, s.updated_at
+                LIMIT :limit
+            ), marked AS (
+                INSERT INTO assessment_leases (assessment_id, dispatched_at, dispatch_count)
+                SELECT assessment_id, now(), 1 FROM picked
+                ON CONFLICT (assessment_id) DO UPDATE
+                SET dispatched_at = now(),
+                    dispatch_count = assessment_leases.dispatch_count + 1
+            )
+            SELECT assessment_id, priority, request_data FROM picked
+            ORDER BY priority DESC, updated_at
+            """
+        ),
+        {"after": after_seconds, "limit": limit},
+    )
+    return list(result.mappings())
