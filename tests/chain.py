@@ -68,3 +68,14 @@ def audit_chain_problems(conn: Connection, assessment_id: str | None = None) -> 
         if (head["completed_at"] is not None) != (head["state"] in FINISHED):
             problems.append(f"{aid}: completed_at {head['completed_at']} in state {head['state']}")
     return problems
+
+
+def count_in_state(conn: Connection, state: str) -> int:
+    """How many assessments are in ``state`` now (ends the read's transaction, so the
+    next call sees fresh commits)."""
+    value = conn.execute(
+        text("SELECT count(*) FROM assessment_states WHERE state = CAST(:s AS assessment_state)"),
+        {"s": state},
+    ).scalar_one()
+    conn.rollback()
+    return int(value)

@@ -13,7 +13,7 @@ from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.config import Settings
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import CeleryProcess
-from tests.chain import audit_chain_problems
+from tests.chain import audit_chain_problems, count_in_state
 from tests.factories import request
 
 
@@ -62,14 +62,14 @@ def test_flushall_with_assessments_in_flight_loses_none_of_them(
         [request(assessment_type="sleepy", server_name="sleep:0.2") for _ in range(40)]
     )
     deadline = time.monotonic() + 60
-    while _completed(raw_conn) < 4:
+    while count_in_state(raw_conn, "completed") < 4:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     # When Redis loses everything (queued messages, unacked messages, bindings)
     client = redis.Redis.from_url(system_settings.effective_broker_url)
     client.flushall()
     client.close()
-    assert _completed(raw_conn) < 40, "the flush must land while work is queued"
+    assert count_in_state(raw_conn, "completed") < 40, "the flush must land while work is queued"
     # Then re-dispatch republishes what was lost and everything completes exactly once
     states = wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 90)
     assert {s.state for s in states} == {AssessmentState.COMPLETED}
@@ -110,14 +110,6 @@ def test_an_assessment_on_a_worker_killed_for_good_completes_through_rescue(
     assert "fail" in events and "retry" in events and events[-1] == "complete"
     assert final.worker_id is not None and final.worker_id.startswith("survivor@")
     assert audit_chain_problems(raw_conn) == []
-
-
-def _completed(conn: Connection) -> int:
-    value = conn.execute(
-        text("SELECT count(*) FROM assessment_states WHERE state = 'completed'")
-    ).scalar_one()
-    conn.rollback()
-    return int(value)
 
 
 def test_beat_applies_retention_to_old_finished_assessments_only(

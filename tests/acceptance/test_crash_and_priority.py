@@ -10,7 +10,7 @@ from sqlalchemy import Connection, text
 from assessment_store import AssessmentState, AssessmentStore
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import CeleryProcess
-from tests.chain import audit_chain_problems
+from tests.chain import audit_chain_problems, count_in_state
 from tests.factories import request
 
 
@@ -26,11 +26,11 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     )
     doomed = start_worker("doomed", concurrency=4)
     deadline = time.monotonic() + 60
-    while _count(raw_conn, "completed") < 15:
+    while count_in_state(raw_conn, "completed") < 15:
         assert time.monotonic() < deadline, "the first worker made no progress"
         time.sleep(0.1)
     # When it is SIGKILLed (main process and children) with attempts in flight
-    in_flight = _count(raw_conn, "processing")
+    in_flight = count_in_state(raw_conn, "processing")
     doomed.kill()
     assert in_flight > 0, "the kill must land while attempts are running"
     # And another worker and beat carry on
@@ -78,12 +78,3 @@ def test_a_high_priority_assessment_overtakes_a_backlog_of_low_ones(
     )
     rank = order.index(high) + 1
     assert rank <= 5, f"high-priority assessment finished {rank}th of {len(order)}"
-
-
-def _count(conn: Connection, state: str) -> int:
-    value = conn.execute(
-        text("SELECT count(*) FROM assessment_states WHERE state = CAST(:s AS assessment_state)"),
-        {"s": state},
-    ).scalar_one()
-    conn.rollback()
-    return int(value)

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 from assessment_store import AssessmentState, AssessmentStore
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import CeleryProcess
-from tests.chain import audit_chain_problems
+from tests.chain import audit_chain_problems, count_in_state
 from tests.factories import request
 
 
@@ -27,14 +27,6 @@ def drop_every_other_connection(conn: Connection) -> int:
     return int(killed)
 
 
-def completed(conn: Connection) -> int:
-    value = conn.execute(
-        text("SELECT count(*) FROM assessment_states WHERE state = 'completed'")
-    ).scalar_one()
-    conn.rollback()
-    return int(value)
-
-
 def test_connections_dropped_mid_batch_lose_nothing_and_double_nothing(
     producer: AssessmentStore,
     start_worker: Callable[..., CeleryProcess],
@@ -48,7 +40,7 @@ def test_connections_dropped_mid_batch_lose_nothing_and_double_nothing(
         [request(assessment_type="sleepy", server_name="sleep:0.3") for _ in range(40)]
     )
     deadline = time.monotonic() + 60
-    while completed(raw_conn) < 5:
+    while count_in_state(raw_conn, "completed") < 5:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     # When every connection to the database is cut, twice, while work is running
