@@ -15,6 +15,7 @@ from assessment_store.errors import (
     AssessmentStoreError,
     AssessmentTimeoutError,
     ConfigurationError,
+    InvalidInputError,
     InvalidStateTransitionError,
     PermanentAssessmentError,
     StoreUnavailableError,
@@ -22,7 +23,6 @@ from assessment_store.errors import (
     VersionConflictError,
 )
 from assessment_store.events import AssessmentEventMessage, Subscription
-from assessment_store.inputs import InvalidInputError
 from assessment_store.models import (
     Assessment,
     AssessmentFilters,

@@ -1,48 +1,57 @@
-"""Changing one assessment: claim, progress, complete, fail, cancel.
+"""Changing assessments: claim, progress, complete, fail, cancel, retry and rescue.
 
-Every change goes through :meth:`AssessmentChanges._transition`, one compare-and-set
-statement that bumps the version and writes the audit row, so each version gets
-exactly one audit row in the same transaction. Mixed into AssessmentStore.
+Each use case describes its change as transition steps and hands them to
+:func:`transition`, which runs them through the one engine (``db.transitions``) in a
+transaction, then records the transition metrics and refreshes the cache: the one
+place both happen. What each event sets (the retry reset, a failure's next retry)
+is defined once here and shared by single changes and maintenance sweeps.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import metrics
-from assessment_store.backoff import retry_delay_seconds
-from assessment_store.cache import StateCache
+from assessment_store import metrics, policy
+from assessment_store.bootstrap import Runtime
 from assessment_store.config import Settings
-from assessment_store.db import repository
+from assessment_store.db import repository, transitions
+from assessment_store.db.transitions import INCREMENT, NOW, Attempt, Fixed, Step
 from assessment_store.errors import (
     AssessmentNotFoundError,
+    AttemptSupersededError,
     InvalidStateTransitionError,
     VersionConflictError,
 )
 from assessment_store.inputs import (
-    MAX_ERROR_CHARS,
     MAX_MESSAGE_CHARS,
     check_lookup_id,
     check_progress,
     check_result,
     check_text,
+    clip_error,
 )
 from assessment_store.models import Assessment
-from assessment_store.states import (
-    AssessmentEvent,
-    AssessmentState,
-    is_allowed,
-    sources_of,
-    target_of,
-)
+from assessment_store.states import AssessmentEvent, AssessmentState, intended_state, sources_of
 
-SYSTEM_ACTOR = "system"
-ValuesFor = Callable[[RowMapping], Mapping[str, object]]
+SYSTEM_ACTOR: Final = "system"
+RESCUE_ACTOR: Final = "maintenance.rescue"
+
+# A retry starts the next attempt from scratch.
+RETRY_RESETS: Final[Mapping[str, Fixed]] = {
+    "retry_count": INCREMENT,
+    "next_retry_at": None,
+    "error_message": None,
+    "progress": 0,
+    "message": None,
+    "worker_id": None,
+    "result_data": None,
+}
+Plan = Callable[[Connection], Sequence[Step]]
 
 
 def to_assessment(row: RowMapping) -> Assessment:
@@ -50,213 +59,292 @@ def to_assessment(row: RowMapping) -> Assessment:
     return Assessment.model_validate(dict(row))
 
 
-class AssessmentChanges:
-    """The state-changing half of the Python API."""
+def transition(
+    runtime: Runtime,
+    event: AssessmentEvent,
+    plan: Plan,
+    *,
+    fixed: Mapping[str, Fixed] | None = None,
+    explain: Callable[[Connection], Exception] | None = None,
+) -> list[Assessment]:
+    """Run ``plan``'s steps through the engine in one transaction; the changed rows.
 
-    settings: Settings
-    cache: StateCache | None
-
-    def transaction(self) -> AbstractContextManager[Connection]:
-        raise NotImplementedError  # provided by AssessmentStore
-
-    def _transition(
-        self,
-        assessment_id: str,
-        event: AssessmentEvent,
-        values: Mapping[str, object] | ValuesFor,
-        *,
-        changed_by: str,
-        reason: str,
-        expected_version: int | None,
-        owner: str | None = None,
-        lease: repository.LeaseStep | None = None,
-        lease_worker: str | None = None,
-    ) -> Assessment:
-        """The one path for every change: check, then compare-and-set with audit.
-
-        An event with a single source state whose new values do not depend on the
-        current row needs no read first: the compare-and-set's guard is the check, and
-        only a refusal costs a second query (to say why). Otherwise the row is read,
-        checked against the transition table, and changed under a version guard.
-        """
-        assessment_id = check_lookup_id(assessment_id)
-        sources = sources_of(event)
-        with self.transaction() as conn:
-            if len(sources) == 1 and owner is None and not callable(values):
-                [source] = sources
-                assert source is not None
-                version_guard = expected_version
-                current = source
-                new_values = values
-            else:
-                # Locked: a concurrent change (a progress report, a claim) waits for us
-                # or goes first, instead of failing our write as a stale version.
-                row = repository.fetch_assessment(
-                    conn, assessment_id, created_by=owner, for_update=True
-                )
-                if row is None:
-                    raise AssessmentNotFoundError(assessment_id)
-                current = AssessmentState(row["state"])
-                if expected_version is not None and row["version"] != expected_version:
-                    raise VersionConflictError(assessment_id, expected_version, row["version"])
-                if not is_allowed(current, event):
-                    raise InvalidStateTransitionError(assessment_id, current, target_of(event))
-                version_guard = row["version"]
-                new_values = values(row) if callable(values) else values
-            change = repository.Change(
-                assessment_id=assessment_id,
-                expected_version=version_guard,
-                expected_state=current,
-                event=event,
-                values={"state": target_of(event), **new_values},
-                changed_by=changed_by,
-                change_reason=reason,
-                lease=lease,
-                lease_worker=lease_worker,
-                lease_seconds=self.settings.lease_seconds,
-            )
-            changed = repository.compare_and_set(conn, change)
-            if changed is None:
-                raise self._explain_refusal(conn, assessment_id, event, expected_version)
-        if event is not AssessmentEvent.PROGRESS:
-            metrics.TRANSITIONS.labels(current.value, target_of(event).value).inc()
-        assessment = to_assessment(changed)
-        if self.cache is not None:
-            self.cache.put(assessment)
-        return assessment
-
-    @staticmethod
-    def _explain_refusal(
-        conn: Connection, assessment_id: str, event: AssessmentEvent, expected: int | None
-    ) -> Exception:
-        """The guard did not match: say why (a stale version first, then the state)."""
-        fresh = repository.fetch_assessment(conn, assessment_id)
-        if fresh is None:
-            return AssessmentNotFoundError(assessment_id)
-        if expected is not None and fresh["version"] != expected:
-            return VersionConflictError(assessment_id, expected, fresh["version"])
-        state = AssessmentState(fresh["state"])
-        if not is_allowed(state, event):
-            return InvalidStateTransitionError(assessment_id, state, target_of(event))
-        # It moved away and back (failed -> pending) between our look and our write.
-        return VersionConflictError(assessment_id, expected or fresh["version"], fresh["version"])
-
-    def start_processing(
-        self, assessment_id: str, worker_id: str, *, expected_version: int | None = None
-    ) -> Assessment:
-        """Claim a pending assessment for ``worker_id`` (pending -> processing) with a lease."""
-        worker_id = check_text("workerId", worker_id, max_chars=255, required=True) or ""
-        return self._transition(
-            assessment_id,
-            AssessmentEvent.START,
-            {"worker_id": worker_id, "started_at": repository.NOW, "progress": 0, "message": None},
-            changed_by=worker_id,
-            reason=f"claimed by {worker_id}",
-            expected_version=expected_version,
-            lease=repository.LeaseStep.TAKE,
-            lease_worker=worker_id,
+    ``explain`` turns a step whose guard did not match into the error to raise (single
+    changes); without it such steps are skipped (sweeps, where losing a race is fine).
+    """
+    with runtime.transaction() as conn:
+        steps = plan(conn)
+        rows = transitions.apply(
+            conn, event, steps, fixed=fixed, lease_seconds=runtime.settings.lease_seconds
         )
+        if explain is not None and len(rows) < len(steps):
+            raise explain(conn)
+    changed = [to_assessment(row) for row in rows]
+    if event is not AssessmentEvent.PROGRESS:
+        sources = {step.assessment_id: step.source for step in steps}
+        moves = Counter((sources[a.assessment_id].value, a.state.value) for a in changed)
+        for (source, target), count in moves.items():
+            metrics.TRANSITIONS.labels(source, target).inc(count)
+    if runtime.cache is not None:
+        for assessment in changed:
+            runtime.cache.put(assessment)
+    return changed
 
-    def update_progress(
-        self,
-        assessment_id: str,
-        progress: int,
-        message: str | None = None,
-        *,
-        expected_version: int | None = None,
-        changed_by: str | None = None,
-    ) -> Assessment:
-        """Record progress (0-100) of a processing assessment; audited like any change."""
-        percent = check_progress(progress)
-        text = check_text("message", message, max_chars=MAX_MESSAGE_CHARS, required=False)
-        return self._transition(
-            assessment_id,
-            AssessmentEvent.PROGRESS,
-            {"progress": percent, "message": text},
-            changed_by=changed_by or SYSTEM_ACTOR,
-            reason=f"progress {percent}%" + (f": {text}" if text else ""),
-            expected_version=expected_version,
+
+def change_one(
+    runtime: Runtime,
+    assessment_id: str,
+    event: AssessmentEvent,
+    *,
+    changed_by: str,
+    reason: str,
+    values: Mapping[str, object] | Callable[[RowMapping], Mapping[str, object]],
+    fixed: Mapping[str, Fixed] | None = None,
+    expected_version: int | None = None,
+    owner: str | None = None,
+    attempt: Attempt | None = None,
+) -> Assessment:
+    """One change of one assessment, or the error that says why it was refused.
+
+    An event with a single source state whose values do not depend on the row needs
+    no read first: the engine's guard is the check, and only a refusal costs a second
+    query (to say why). Otherwise the row is read and locked (a concurrent progress
+    report waits for us instead of failing our write as a stale version), checked
+    against the transition table, and changed under its version.
+    """
+    assessment_id = check_lookup_id(assessment_id)
+    [source, *others] = sources_of(event)
+
+    def plan(conn: Connection) -> list[Step]:
+        if not others and source is not None and owner is None and not callable(values):
+            step = Step(assessment_id, source, changed_by, reason, expected_version, attempt)
+            return [_with_values(step, values)]
+        row = repository.fetch_assessment(conn, assessment_id, created_by=owner, for_update=True)
+        if row is None:
+            raise AssessmentNotFoundError(assessment_id)
+        current = AssessmentState(row["state"])
+        if expected_version is not None and row["version"] != expected_version:
+            raise VersionConflictError(assessment_id, expected_version, row["version"])
+        step = Step(assessment_id, current, changed_by, reason, row["version"], attempt)
+        return [_with_values(step, values(row) if callable(values) else values)]
+
+    def explain(conn: Connection) -> Exception:
+        return _refusal(conn, assessment_id, event, expected_version, attempt)
+
+    [changed] = transition(runtime, event, plan, fixed=fixed, explain=explain)
+    return changed
+
+
+def _with_values(step: Step, values: Mapping[str, object]) -> Step:
+    return Step(
+        step.assessment_id,
+        step.source,
+        step.changed_by,
+        step.reason,
+        step.expected_version,
+        step.attempt,
+        values,
+    )
+
+
+def _refusal(
+    conn: Connection,
+    assessment_id: str,
+    event: AssessmentEvent,
+    expected: int | None,
+    attempt: Attempt | None,
+) -> Exception:
+    """The guard did not match: say why (a stale version first, then the state, then
+    the attempt)."""
+    fresh = repository.fetch_assessment(conn, assessment_id)
+    if fresh is None:
+        return AssessmentNotFoundError(assessment_id)
+    if expected is not None and fresh["version"] != expected:
+        return VersionConflictError(assessment_id, expected, fresh["version"])
+    state = AssessmentState(fresh["state"])
+    if state not in sources_of(event):
+        return InvalidStateTransitionError(assessment_id, state.value, intended_state(event).value)
+    if attempt is not None:
+        return AttemptSupersededError(
+            f"assessment {assessment_id!r} is now run by {fresh['worker_id']} "
+            f"(attempt {fresh['retry_count'] + 1}); this attempt no longer owns it"
         )
+    # It moved away and back (failed -> pending) between our look and our write.
+    return VersionConflictError(assessment_id, expected or fresh["version"], fresh["version"])
 
-    def complete_assessment(
-        self,
-        assessment_id: str,
-        result: Mapping[str, Any] | Any,
-        *,
-        expected_version: int | None = None,
-        changed_by: str | None = None,
-    ) -> Assessment:
-        """Finish a processing assessment successfully with ``result`` as result_data."""
-        result_data = check_result(result)
-        return self._transition(
-            assessment_id,
-            AssessmentEvent.COMPLETE,
-            {"result_data": result_data, "progress": 100, "completed_at": repository.NOW},
-            changed_by=changed_by or SYSTEM_ACTOR,
-            reason="completed",
-            expected_version=expected_version,
-            lease=repository.LeaseStep.RELEASE,
-        )
 
-    def fail_assessment(
-        self,
-        assessment_id: str,
-        error: str,
-        *,
-        permanent: bool = False,
-        expected_version: int | None = None,
-        changed_by: str | None = None,
-    ) -> Assessment:
-        """Fail the running attempt. While retries remain (and the failure is not
-        ``permanent``) ``next_retry_at`` is set with exponential backoff and jitter."""
-        error_text = check_text("error", error, max_chars=MAX_ERROR_CHARS, required=True) or ""
+# -- what each event sets ----------------------------------------------------------
 
-        def values_for(row: RowMapping) -> Mapping[str, object]:
-            retries_left = not permanent and row["retry_count"] < self.settings.max_retries
-            next_retry_at = None
-            if retries_left:
-                delay = retry_delay_seconds(
-                    row["retry_count"],
-                    self.settings.retry_backoff_seconds,
-                    self.settings.retry_backoff_max_seconds,
-                )
-                next_retry_at = datetime.now(UTC) + timedelta(seconds=delay)
-            return {
-                "error_message": error_text,
-                "completed_at": repository.NOW,
-                "next_retry_at": next_retry_at,
-            }
 
-        kind = "permanent failure" if permanent else "failed"
-        return self._transition(
-            assessment_id,
-            AssessmentEvent.FAIL,
-            values_for,
-            changed_by=changed_by or SYSTEM_ACTOR,
-            reason=f"{kind}: {error_text}",
-            expected_version=expected_version,
-            lease=repository.LeaseStep.RELEASE,
-        )
+def failure_values(
+    settings: Settings, retry_count: int, error: str, *, permanent: bool
+) -> dict[str, object]:
+    """A failed attempt's columns: the error and, while retries remain, the next retry."""
+    return {
+        "error_message": error,
+        "next_retry_at": policy.next_retry_at(
+            settings, retry_count, datetime.now(UTC), permanent=permanent
+        ),
+    }
 
-    def cancel_assessment(
-        self,
-        assessment_id: str,
-        reason: str | None = None,
-        *,
-        owner: str | None = None,
-        expected_version: int | None = None,
-        changed_by: str | None = None,
-    ) -> Assessment:
-        """Cancel a pending or processing assessment; a running handler stops at its next
-        progress report and its result is discarded."""
-        text = check_text("reason", reason, max_chars=MAX_MESSAGE_CHARS, required=False)
-        return self._transition(
-            assessment_id,
-            AssessmentEvent.CANCEL,
-            {"message": text, "completed_at": repository.NOW},
-            changed_by=changed_by or owner or SYSTEM_ACTOR,
-            reason="cancelled" + (f": {text}" if text else ""),
-            expected_version=expected_version,
-            owner=owner,
-            lease=repository.LeaseStep.RELEASE,
-        )
+
+def retry_reason(label: str, retry_count: int) -> str:
+    """Audit reason of a retry of a row at ``retry_count`` (its next attempt's number)."""
+    return f"{label} (attempt {retry_count + 2})"
+
+
+# -- the use cases -----------------------------------------------------------------
+
+
+def claim(
+    runtime: Runtime, assessment_id: str, worker_id: str, *, expected_version: int | None = None
+) -> Assessment:
+    """pending -> processing for ``worker_id``, with a lease."""
+    worker_id = check_text("workerId", worker_id, max_chars=255, required=True) or ""
+    return change_one(
+        runtime,
+        assessment_id,
+        AssessmentEvent.START,
+        changed_by=worker_id,
+        reason=f"claimed by {worker_id}",
+        values={"worker_id": worker_id, "message": None},
+        fixed={"started_at": NOW, "progress": 0},
+        expected_version=expected_version,
+    )
+
+
+def report_progress(
+    runtime: Runtime,
+    assessment_id: str,
+    progress: object,
+    message: str | None,
+    *,
+    changed_by: str,
+    expected_version: int | None = None,
+    attempt: Attempt | None = None,
+) -> Assessment:
+    """Progress (0-100) of a processing assessment; audited like any change."""
+    percent = check_progress(progress)
+    text = check_text("message", message, max_chars=MAX_MESSAGE_CHARS, required=False)
+    return change_one(
+        runtime,
+        assessment_id,
+        AssessmentEvent.PROGRESS,
+        changed_by=changed_by,
+        reason=f"progress {percent}%" + (f": {text}" if text else ""),
+        values={"progress": percent, "message": text},
+        expected_version=expected_version,
+        attempt=attempt,
+    )
+
+
+def complete(
+    runtime: Runtime,
+    assessment_id: str,
+    result: Mapping[str, Any] | Any,
+    *,
+    changed_by: str,
+    expected_version: int | None = None,
+    attempt: Attempt | None = None,
+) -> Assessment:
+    """processing -> completed with ``result`` as result_data."""
+    return change_one(
+        runtime,
+        assessment_id,
+        AssessmentEvent.COMPLETE,
+        changed_by=changed_by,
+        reason="completed",
+        values={"result_data": check_result(result)},
+        fixed={"progress": 100},
+        expected_version=expected_version,
+        attempt=attempt,
+    )
+
+
+def fail(
+    runtime: Runtime,
+    assessment_id: str,
+    error: str,
+    *,
+    permanent: bool,
+    changed_by: str,
+    expected_version: int | None = None,
+    attempt: Attempt | None = None,
+) -> Assessment:
+    """processing -> failed; a retry is scheduled by the policy unless ``permanent``.
+
+    A running attempt knows its retry count; anyone else's failure reads the row."""
+    text = clip_error("error", error)
+    kind = "permanent failure" if permanent else "failed"
+    settings = runtime.settings
+    values: Mapping[str, object] | Callable[[RowMapping], Mapping[str, object]]
+    if attempt is not None:
+        values = failure_values(settings, attempt.retry_count, text, permanent=permanent)
+    else:
+
+        def values(row: RowMapping) -> Mapping[str, object]:
+            return failure_values(settings, row["retry_count"], text, permanent=permanent)
+
+    return change_one(
+        runtime,
+        assessment_id,
+        AssessmentEvent.FAIL,
+        changed_by=changed_by,
+        reason=f"{kind}: {text}",
+        values=values,
+        expected_version=expected_version,
+        attempt=attempt,
+    )
+
+
+def cancel(
+    runtime: Runtime,
+    assessment_id: str,
+    reason: str | None,
+    *,
+    changed_by: str,
+    owner: str | None = None,
+    expected_version: int | None = None,
+) -> Assessment:
+    """pending or processing -> cancelled."""
+    text = check_text("reason", reason, max_chars=MAX_MESSAGE_CHARS, required=False)
+    return change_one(
+        runtime,
+        assessment_id,
+        AssessmentEvent.CANCEL,
+        changed_by=changed_by,
+        reason="cancelled" + (f": {text}" if text else ""),
+        values={"message": text},
+        expected_version=expected_version,
+        owner=owner,
+    )
+
+
+def retry(
+    runtime: Runtime,
+    assessment_id: str,
+    *,
+    changed_by: str,
+    owner: str | None = None,
+    expected_version: int | None = None,
+) -> Assessment:
+    """failed -> pending now, also when the automatic retries are used up."""
+    assessment_id = check_lookup_id(assessment_id)
+
+    def plan(conn: Connection) -> list[Step]:
+        row = repository.fetch_assessment(conn, assessment_id, created_by=owner, for_update=True)
+        if row is None:
+            raise AssessmentNotFoundError(assessment_id)
+        if expected_version is not None and row["version"] != expected_version:
+            raise VersionConflictError(assessment_id, expected_version, row["version"])
+        reason = retry_reason(f"retried by {changed_by}", row["retry_count"])
+        state = AssessmentState(row["state"])
+        return [Step(assessment_id, state, changed_by, reason, row["version"])]
+
+    def explain(conn: Connection) -> Exception:
+        return _refusal(conn, assessment_id, AssessmentEvent.RETRY, expected_version, None)
+
+    [changed] = transition(
+        runtime, AssessmentEvent.RETRY, plan, fixed=RETRY_RESETS, explain=explain
+    )
+    return changed

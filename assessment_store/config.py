@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     flower_basic_auth: str | None = None
     # The worker's main process serves its children's metrics here (0: not at all).
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
+    # ... on this address only (set 0.0.0.0 to let a remote Prometheus scrape it).
+    worker_metrics_host: str = "127.0.0.1"
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     handlers: str = ""
 
@@ -143,11 +145,6 @@ class Settings(BaseSettings):
     def effective_broker_url(self) -> str:
         """The Celery broker: ``BROKER_URL`` when set, else the Redis URL."""
         return self.broker_url or self.redis_url
-
-    @property
-    def effective_read_database_url(self) -> str:
-        """Where list and stats queries go: the replica when configured."""
-        return self.read_database_url or self.database_url
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,4 +1,9 @@
-"""Turning validated requests into new rows, and judging repeats of client ids."""
+"""Creating assessments: validated requests become rows, committed, then published.
+
+Idempotency on client ids: a repeat of the same request (same creator, same content
+but for the timestamp) returns the existing id; anything else under that id is
+AssessmentConflictError.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +12,75 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from assessment_store.db import repository
-from assessment_store.errors import AssessmentConflictError, UnknownAssessmentTypeError
+from assessment_store import metrics, policy
+from assessment_store.bootstrap import Runtime
+from assessment_store.db import repository, transitions
+from assessment_store.db.transitions import NewAssessment
+from assessment_store.dispatch import dispatch_item
+from assessment_store.errors import (
+    AssessmentConflictError,
+    InvalidInputError,
+    UnknownAssessmentTypeError,
+)
 from assessment_store.handlers.registry import HandlerRegistry
+from assessment_store.inputs import check_text
 from assessment_store.models import AssessmentRequest
+
+
+def create(runtime: Runtime, requests: Sequence[AssessmentRequest], created_by: str) -> list[str]:
+    """Create all of ``requests`` in one transaction (or none); ids in input order.
+    New rows are published after the commit."""
+    check_text("createdBy", created_by, max_chars=255, required=True)
+    for request in requests:
+        check_timeout(request, runtime)
+    rows = new_rows(requests, created_by, runtime.handlers)
+    if not rows:
+        return []
+    requests_by_id = {row.assessment_id: req for row, req in zip(rows, requests, strict=True)}
+    unique_rows = list({row.assessment_id: row for row in rows}.values())
+    with runtime.transaction() as conn:
+        inserted = transitions.create(conn, unique_rows)
+        repeated = [row for row in unique_rows if row.assessment_id not in inserted]
+        if repeated:
+            check_idempotent_repeats(conn, repeated)
+    if runtime.cache is not None:
+        runtime.cache.forget(sorted(inserted))  # an older incarnation of a reused id
+    fresh = [row for row in unique_rows if row.assessment_id in inserted]
+    for row in fresh:
+        metrics.CREATED.labels(row.assessment_type).inc()
+    runtime.publish(
+        [
+            dispatch_item(
+                row.assessment_id, row.priority, requests_by_id[row.assessment_id], runtime.settings
+            )
+            for row in fresh
+        ]
+    )
+    return [row.assessment_id for row in rows]
+
+
+def check_timeout(request: AssessmentRequest, runtime: Runtime) -> None:
+    """Refuse an attempt time limit that cannot work, naming the field that set it."""
+    problem = policy.timeout_problem(request.requested_timeout_seconds, runtime.settings)
+    if problem is None:
+        return
+    if request.timeout is not None:
+        raise InvalidInputError("timeout", problem, request.timeout)
+    if request.options.timeout is not None:
+        raise InvalidInputError("options.timeout", problem, request.options.timeout)
+    # The configured default itself is refused at settings load; defensive only.
+    raise InvalidInputError("timeout", problem, runtime.settings.default_timeout_seconds)
 
 
 def new_rows(
     requests: Sequence[AssessmentRequest], created_by: str, handlers: HandlerRegistry
-) -> list[repository.NewAssessment]:
+) -> list[NewAssessment]:
     """One row per request, in order; ids assigned where the client gave none.
 
     Refuses unregistered types, and a client id repeated within the batch with a
     different request.
     """
-    rows: list[repository.NewAssessment] = []
+    rows: list[NewAssessment] = []
     first_by_id: dict[str, AssessmentRequest] = {}
     for request in requests:
         if request.assessment_type not in handlers:
@@ -34,7 +93,7 @@ def new_rows(
         stored = request.to_wire()
         stored["id"] = assessment_id
         rows.append(
-            repository.NewAssessment(
+            NewAssessment(
                 assessment_id=assessment_id,
                 request_data=stored,
                 priority=request.priority,
@@ -47,9 +106,7 @@ def new_rows(
     return rows
 
 
-def check_idempotent_repeats(
-    conn: Connection, repeated: Sequence[repository.NewAssessment]
-) -> None:
+def check_idempotent_repeats(conn: Connection, repeated: Sequence[NewAssessment]) -> None:
     """Rows whose id already existed must repeat the stored request (same creator, same
     content but for the timestamp); anything else is AssessmentConflictError."""
     existing = repository.fetch_identities(conn, [row.assessment_id for row in repeated])

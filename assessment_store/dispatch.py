@@ -2,7 +2,8 @@
 
 The store commits rows first and rings afterwards; a dispatcher must never be relied
 on for durability (a lost message is re-published by the maintenance sweep). The
-Celery dispatcher lives in ``workers``; the store itself only knows this protocol.
+Celery dispatcher is ``assessment_store.publishing``; the store only knows this
+protocol.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from assessment_store.config import Settings
+from assessment_store.models import AssessmentRequest
+from assessment_store.policy import attempt_timeout_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,9 +33,27 @@ class Dispatcher(Protocol):
     def dispatch(self, items: Sequence[DispatchItem]) -> None:
         """Publish ``items``; raise or return quietly, the rows stay pending either way."""
 
+    def close(self) -> None:
+        """Release any broker connection."""
+
 
 class NullDispatcher:
-    """Publishes nothing: for tools that only read or drive assessments themselves."""
+    """Publishes nothing. Only asked for explicitly (tests, tools that drive
+    assessments themselves): a store made without a dispatcher publishes."""
 
     def dispatch(self, items: Sequence[DispatchItem]) -> None:
         return None
+
+    def close(self) -> None:
+        return None
+
+
+def dispatch_item(
+    assessment_id: str, priority: int, request: AssessmentRequest, settings: Settings
+) -> DispatchItem:
+    """What to publish for a stored pending assessment."""
+    return DispatchItem(
+        assessment_id,
+        priority,
+        attempt_timeout_seconds(request.requested_timeout_seconds, settings),
+    )

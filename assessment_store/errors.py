@@ -1,7 +1,8 @@
-"""The error tree of the store: one shallow hierarchy under AssessmentStoreError.
+"""Every error the store raises: one shallow tree under AssessmentStoreError.
 
-Each error carries the stable ``code`` and ``http_status`` that the HTTP API returns,
-so the edge maps errors without a table of its own.
+Each error carries a stable ``code`` (what went wrong, for machines); how an edge
+reports it (an HTTP status, a CLI exit code) is decided at that edge
+(``http/errors.py``, ``cli/__init__.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ class AssessmentStoreError(Exception):
     """Raised when the store refuses or cannot complete an operation."""
 
     code = "ASSESSMENT_STORE_ERROR"
-    http_status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -24,11 +24,76 @@ class ConfigurationError(AssessmentStoreError):
     code = "CONFIGURATION_ERROR"
 
 
+class StoreUnavailableError(AssessmentStoreError):
+    """Raised when PostgreSQL cannot be reached or the schema is not migrated."""
+
+    code = "STORE_UNAVAILABLE"
+
+
+# -- bad input ---------------------------------------------------------------------
+
+
+class InvalidInputError(AssessmentStoreError, ValueError):
+    """Raised when an argument is out of range or of the wrong kind; names the field."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, field: str, problem: str, value: object) -> None:
+        super().__init__(f"{field}: {problem} (got {value!r:.200})")
+        self.field = field
+
+
+class InvalidCursorError(InvalidInputError):
+    """Raised when a pagination cursor was not produced by this service."""
+
+    def __init__(self) -> None:
+        AssessmentStoreError.__init__(
+            self, "cursor: not a cursor returned by a previous page (nextCursor)"
+        )
+        self.field = "cursor"
+
+
+class UnknownAssessmentTypeError(AssessmentStoreError):
+    """Raised when a request names an assessment type no handler is registered for."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, assessment_type: str, known: list[str]) -> None:
+        super().__init__(
+            f"assessmentType: unknown type {assessment_type!r}; registered types are "
+            + ", ".join(sorted(known))
+        )
+        self.assessment_type = assessment_type
+
+
+class DataRejectedError(AssessmentStoreError):
+    """Raised when the database refuses a value its constraints do not allow."""
+
+    code = "VALIDATION_ERROR"
+
+
+class ImportRejectedError(AssessmentStoreError):
+    """Raised when any line of an import is bad; ``problems`` lists them by line."""
+
+    code = "VALIDATION_ERROR"
+    SHOWN = 50
+
+    def __init__(self, problems: list[str]) -> None:
+        shown = problems[: self.SHOWN]
+        more = f"\n... and {len(problems) - self.SHOWN} more" if len(problems) > self.SHOWN else ""
+        super().__init__(
+            f"nothing imported: {len(problems)} bad line(s)\n" + "\n".join(shown) + more
+        )
+        self.problems = problems
+
+
+# -- assessments -------------------------------------------------------------------
+
+
 class AssessmentNotFoundError(AssessmentStoreError):
     """Raised when no assessment has the given id (or the caller may not see it)."""
 
     code = "ASSESSMENT_NOT_FOUND"
-    http_status = 404
 
     def __init__(self, assessment_id: str) -> None:
         super().__init__(f"assessment {assessment_id!r} not found")
@@ -39,7 +104,6 @@ class AssessmentTimeoutError(AssessmentStoreError):
     """Raised when waiting for an assessment outlasts the timeout."""
 
     code = "ASSESSMENT_TIMEOUT"
-    http_status = 408
 
     def __init__(self, assessment_id: str, timeout_seconds: float, state: str) -> None:
         super().__init__(
@@ -54,7 +118,6 @@ class InvalidStateTransitionError(AssessmentStoreError):
     """Raised when the transition table does not allow the requested change."""
 
     code = "INVALID_STATE_TRANSITION"
-    http_status = 409
 
     def __init__(self, assessment_id: str, from_state: str, to_state: str) -> None:
         super().__init__(f"assessment {assessment_id!r} cannot go from {from_state} to {to_state}")
@@ -67,7 +130,6 @@ class VersionConflictError(AssessmentStoreError):
     """Raised when the expected version is stale: someone else changed the row first."""
 
     code = "VERSION_CONFLICT"
-    http_status = 409
 
     def __init__(
         self, assessment_id: str, expected_version: int, actual_version: int | None
@@ -86,7 +148,6 @@ class AssessmentConflictError(AssessmentStoreError):
     """Raised when a client-supplied id is reused with a different request."""
 
     code = "ASSESSMENT_CONFLICT"
-    http_status = 409
 
     def __init__(self, assessment_id: str) -> None:
         super().__init__(
@@ -96,40 +157,42 @@ class AssessmentConflictError(AssessmentStoreError):
         self.assessment_id = assessment_id
 
 
-class UnknownAssessmentTypeError(AssessmentStoreError):
-    """Raised when a request names an assessment type no handler is registered for."""
-
-    code = "VALIDATION_ERROR"
-    http_status = 422
-
-    def __init__(self, assessment_type: str, known: list[str]) -> None:
-        super().__init__(
-            f"assessmentType: unknown type {assessment_type!r}; registered types are "
-            + ", ".join(sorted(known))
-        )
-        self.assessment_type = assessment_type
-
-
-class StoreUnavailableError(AssessmentStoreError):
-    """Raised when PostgreSQL cannot be reached or the schema is not migrated."""
-
-    code = "STORE_UNAVAILABLE"
-    http_status = 503
+# -- running attempts --------------------------------------------------------------
 
 
 class AssessmentCancelledError(AssessmentStoreError):
     """Raised inside a running handler once its assessment has been cancelled."""
 
     code = "ASSESSMENT_CANCELLED"
-    http_status = 409
 
     def __init__(self, assessment_id: str) -> None:
         super().__init__(f"assessment {assessment_id!r} was cancelled")
         self.assessment_id = assessment_id
 
 
+class AttemptSupersededError(AssessmentStoreError):
+    """Raised inside a handler when its attempt no longer owns the assessment (it was
+    rescued, or a later attempt holds it)."""
+
+    code = "ATTEMPT_SUPERSEDED"
+
+
 class PermanentAssessmentError(AssessmentStoreError):
     """Raised by a handler for a failure that retrying cannot fix (no retry follows)."""
 
     code = "PERMANENT_FAILURE"
-    http_status = 422
+
+
+# -- callers -----------------------------------------------------------------------
+
+
+class UnauthorizedError(AssessmentStoreError):
+    """Raised when a request carries no valid bearer token."""
+
+    code = "UNAUTHORIZED"
+
+
+class ForbiddenError(AssessmentStoreError):
+    """Raised when the caller's role may not do this."""
+
+    code = "FORBIDDEN"

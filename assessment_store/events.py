@@ -14,11 +14,13 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, RowMapping, text
+from sqlalchemy import Connection, RowMapping
 
-from assessment_store.inputs import InvalidInputError
+from assessment_store.db import reads
+from assessment_store.errors import InvalidInputError
 from assessment_store.notify import ANY_ASSESSMENT, StateNotifier
 from assessment_store.states import AssessmentState
 
@@ -36,10 +38,6 @@ EVENT_TYPES = {
 # How long a transaction may sit between taking an audit id and committing it
 # (statement_timeout bounds it); a gap older than this was a rollback.
 LATE_COMMIT_HORIZON_SECONDS = 90.0
-AUDIT_EVENT_COLUMNS = (
-    "id, assessment_id, event, old_state, new_state, version_to, changed_by, "
-    "change_reason, created_at"
-)
 POLL_BATCH = 1000
 # How far below the newest id a new subscription looks for not-yet-committed rows.
 STARTUP_GAP_WINDOW = 1000
@@ -61,6 +59,14 @@ class AssessmentEventMessage(BaseModel):
 
 
 EventHandler = Callable[[AssessmentEventMessage], None]
+T = TypeVar("T")
+
+
+class Reader(Protocol):
+    """Runs one read-only query on the primary, database errors translated (the
+    store's ``Runtime.read``)."""
+
+    def __call__(self, query: Callable[[Connection], T], /) -> T: ...
 
 
 class Subscription:
@@ -73,32 +79,22 @@ class Subscription:
 
     def __init__(
         self,
-        engine: Engine,
+        read: Reader,
         event_types: frozenset[str],
         handler: EventHandler,
         interval: float,
         notifier: StateNotifier | None = None,
     ) -> None:
-        self._engine = engine
+        self._read = read
         self._event_types = event_types
         self._handler = handler
         self._interval = interval
         self._stop = threading.Event()
         self._wake = threading.Event()
-        with engine.connect() as conn:
-            self._max_seen = int(
-                conn.execute(
-                    text("SELECT coalesce(max(id), 0) FROM assessment_state_audit")
-                ).scalar_one()
-            )
-            # Ids below the newest that are not visible yet may belong to transactions
-            # still committing: watch for them as for any other gap.
-            recent = set(
-                conn.execute(
-                    text("SELECT id FROM assessment_state_audit WHERE id > :floor"),
-                    {"floor": self._max_seen - STARTUP_GAP_WINDOW},
-                ).scalars()
-            )
+        position = read(lambda conn: reads.audit_position(conn, STARTUP_GAP_WINDOW))
+        self._max_seen, recent = position
+        # Ids below the newest that are not visible yet may belong to transactions
+        # still committing: watch for them as for any other gap.
         now = time.monotonic()
         # Ids skipped over so far (not yet committed, or rolled back) -> when first seen.
         self._gaps: dict[int, float] = {
@@ -145,27 +141,16 @@ class Subscription:
 
     def _poll_once(self) -> bool:
         """Deliver late commits and new rows; True when a full batch was read."""
-        with self._engine.connect() as conn:
-            late = []
-            if self._gaps:
-                late = list(
-                    conn.execute(
-                        text(
-                            f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
-                            "WHERE id = ANY(:ids) ORDER BY id"
-                        ),
-                        {"ids": sorted(self._gaps)},
-                    ).mappings()
-                )
-            fresh = list(
-                conn.execute(
-                    text(
-                        f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
-                        "WHERE id > :after ORDER BY id LIMIT :n"
-                    ),
-                    {"after": self._max_seen, "n": POLL_BATCH},
-                ).mappings()
+        gaps = sorted(self._gaps)
+        after = self._max_seen
+
+        def query(conn: Connection) -> tuple[list[RowMapping], list[RowMapping]]:
+            return (
+                reads.audit_events_by_id(conn, gaps),
+                reads.audit_events_after(conn, after, POLL_BATCH),
             )
+
+        late, fresh = self._read(query)
         now = time.monotonic()
         for row in late:
             del self._gaps[row["id"]]
@@ -200,7 +185,7 @@ class Subscription:
 
 
 def subscribe_to_audit(
-    engine: Engine,
+    read: Reader,
     event_types: Sequence[str],
     handler: EventHandler,
     interval: float,
@@ -215,4 +200,4 @@ def subscribe_to_audit(
         )
     if not callable(handler):
         raise InvalidInputError("handler", "must be callable", handler)
-    return Subscription(engine, wanted, handler, interval, notifier)
+    return Subscription(read, wanted, handler, interval, notifier)

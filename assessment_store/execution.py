@@ -1,38 +1,50 @@
 """Running one attempt of an assessment: claim, heartbeat, handler, outcome.
 
 Independent of Celery (the task in ``workers.tasks`` is a thin wrapper), so every
-path is testable in-process. Each step is a compare-and-set on the assessment's
-version: a duplicate delivery finds nothing to claim, a cancelled assessment stops at
-the handler's next progress report, and a late result can never overwrite a
-cancellation or a rescue.
+path is testable in-process. The claim is a compare-and-set: a duplicate delivery
+finds nothing to claim. Every later write of the attempt (progress, complete, fail)
+is guarded by the attempt itself (this worker, this retry count), so a cancelled
+assessment stops at the handler's next progress report, a late result never
+overwrites a cancellation or a rescue, and a write interrupted by a time limit never
+leaves the attempt holding a stale version.
+
+A time limit (``timeout_exceptions``: Celery's SoftTimeLimitExceeded) may strike
+anywhere: before or during the claim, in the handler, in a progress write, while
+completing. Wherever it lands, :func:`_timed_out` looks at the row and fails the
+attempt with an error naming the limit (claiming it first if the claim never
+committed), so it is retried like any failure.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from assessment_store import metrics
+from assessment_store import changes, metrics, policy
+from assessment_store.bootstrap import Runtime
 from assessment_store.config import Settings
+from assessment_store.db import repository, sweeps
+from assessment_store.db.transitions import Attempt
 from assessment_store.errors import (
     AssessmentCancelledError,
     AssessmentNotFoundError,
     AssessmentStoreError,
+    AttemptSupersededError,
     InvalidStateTransitionError,
     PermanentAssessmentError,
     VersionConflictError,
 )
 from assessment_store.lease import Heartbeat
 from assessment_store.models import Assessment, AssessmentRequest
-from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
 
 logger = logging.getLogger("assessment_store.execution")
 
-MAX_ERROR_MESSAGE_CHARS = 2000
+# The row moved on under the attempt: its outcome is dropped, not forced.
+NOT_OURS = (VersionConflictError, InvalidStateTransitionError, AttemptSupersededError)
 
 
 class Outcome(StrEnum):
@@ -40,184 +52,250 @@ class Outcome(StrEnum):
 
     COMPLETED = "completed"
     FAILED = "failed"
+    TIMED_OUT = "timed_out"  # failed, for exceeding its time limit
     CANCELLED = "cancelled"
     DUPLICATE = "duplicate"  # nothing to claim: another delivery owns or finished it
     SUPERSEDED = "superseded"  # claimed, but the row moved on (rescued) before the end
 
 
-class AttemptSupersededError(AssessmentStoreError):
-    """Raised inside a handler when its attempt no longer owns the assessment."""
-
-    code = "ATTEMPT_SUPERSEDED"
-    http_status = 409
+def timeout_message(timeout_seconds: float) -> str:
+    """The error of an attempt that exceeded its time limit."""
+    return f"timed out: the attempt exceeded its {timeout_seconds:g}s time limit"
 
 
 @dataclass
-class HandlerContext:
-    """What a handler gets: ``handler(ctx) -> dict``."""
+class AttemptContext:
+    """The running attempt; what its handler sees (``handlers.context.HandlerContext``)."""
 
+    runtime: Runtime
     assessment_id: str
     request: AssessmentRequest
     attempt: int
     timeout_seconds: float
-    _store: AssessmentStore
-    _worker_id: str
-    _version: int
-    _started: float
-    _lease: Heartbeat | None = None
+    guard: Attempt
+    lease: Heartbeat | None = None
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def settings(self) -> Settings:
-        """The store's settings (handler configuration such as the compliance server)."""
-        return self._store.settings
+        return self.runtime.settings
 
     @property
     def remaining_seconds(self) -> float:
-        """Time left before the attempt's time limit."""
-        return max(0.0, self.timeout_seconds - (time.monotonic() - self._started))
+        return max(0.0, self.timeout_seconds - (time.monotonic() - self.started))
 
     def report_progress(self, percent: int, message: str | None = None) -> None:
-        """Record progress (0-100). Raises AssessmentCancelledError once the assessment
-        has been cancelled, so the handler stops and its result is discarded."""
-        if self._lease is not None and self._lease.lost.is_set():
+        if self.lease is not None and self.lease.lost.is_set():
             # Rescued while we were busy: another attempt may be running; stop here.
-            raise self._why_not_ours()
+            raise self.why_not_ours()
         try:
-            updated = self._store.update_progress(
+            changes.report_progress(
+                self.runtime,
                 self.assessment_id,
                 percent,
                 message,
-                expected_version=self._version,
-                changed_by=self._worker_id,
+                changed_by=self.guard.worker_id,
+                attempt=self.guard,
             )
-        except (VersionConflictError, InvalidStateTransitionError):
-            raise self._why_not_ours() from None
-        self._version = updated.version
+        except NOT_OURS:
+            raise self.why_not_ours() from None
 
-    def _why_not_ours(self) -> AssessmentStoreError:
-        current = self._store.get_fresh_state(self.assessment_id)
-        if current.state is AssessmentState.CANCELLED:
+    def why_not_ours(self) -> AssessmentStoreError:
+        current = _fresh(self.runtime, self.assessment_id)
+        if current is not None and current.state is AssessmentState.CANCELLED:
             return AssessmentCancelledError(self.assessment_id)
+        where = "gone" if current is None else f"{current.state.value} (v{current.version})"
         return AttemptSupersededError(
-            f"assessment {self.assessment_id!r} moved on to {current.state.value} "
-            f"(version {current.version}); this attempt no longer owns it"
+            f"assessment {self.assessment_id!r} moved on to {where}; this attempt no longer owns it"
         )
 
 
 def run_attempt(
-    store: AssessmentStore,
+    runtime: Runtime,
     assessment_id: str,
     worker_id: str,
     *,
     timeout_exceptions: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Claim and run one attempt of ``assessment_id``; never raises for expected ends."""
-    try:
-        claimed = store.start_processing(assessment_id, worker_id)
-    except (InvalidStateTransitionError, VersionConflictError) as exc:
-        logger.info("duplicate_delivery: %s (%s)", assessment_id, exc)
-        return Outcome.DUPLICATE
-    except AssessmentNotFoundError:
-        logger.info("assessment_gone: %s (deleted before it ran)", assessment_id)
-        return Outcome.DUPLICATE
-    if claimed.retry_count == 0 and claimed.started_at is not None:
-        waited = (claimed.started_at - claimed.created_at).total_seconds()
-        metrics.QUEUE_WAIT_SECONDS.labels(claimed.assessment_type).observe(max(0.0, waited))
     started = time.monotonic()
-    outcome = _run_claimed(store, claimed, worker_id, timeout_exceptions)
-    metrics.PROCESSING_SECONDS.labels(claimed.assessment_type, outcome.value).observe(
-        time.monotonic() - started
-    )
+    claimed: Assessment | None = None
+    try:
+        try:
+            claimed = changes.claim(runtime, assessment_id, worker_id)
+        except (InvalidStateTransitionError, VersionConflictError) as exc:
+            logger.info("duplicate_delivery: %s (%s)", assessment_id, exc)
+            return Outcome.DUPLICATE
+        except AssessmentNotFoundError:
+            logger.info("assessment_gone: %s (deleted before it ran)", assessment_id)
+            return Outcome.DUPLICATE
+        if claimed.retry_count == 0 and claimed.started_at is not None:
+            waited = (claimed.started_at - claimed.created_at).total_seconds()
+            metrics.QUEUE_WAIT_SECONDS.labels(claimed.assessment_type).observe(max(0.0, waited))
+        outcome = _run_claimed(runtime, claimed, worker_id, timeout_exceptions)
+    except timeout_exceptions:
+        outcome = record_timeout(runtime, assessment_id, worker_id)
+    if claimed is not None:
+        metrics.PROCESSING_SECONDS.labels(claimed.assessment_type, outcome.value).observe(
+            time.monotonic() - started
+        )
     return outcome
 
 
 def _run_claimed(
-    store: AssessmentStore,
+    runtime: Runtime,
     claimed: Assessment,
     worker_id: str,
     timeout_exceptions: tuple[type[BaseException], ...],
 ) -> Outcome:
     request = claimed.request_data
-    lease = Heartbeat(
-        store.engines.primary, claimed.assessment_id, worker_id, store.settings.lease_seconds
-    )
-    ctx = HandlerContext(
-        assessment_id=claimed.assessment_id,
+    guard = Attempt(worker_id, claimed.retry_count)
+    assessment_id = claimed.assessment_id
+    settings = runtime.settings
+
+    def renew() -> bool:
+        with runtime.transaction() as conn:
+            return sweeps.renew_lease(conn, assessment_id, worker_id, settings.lease_seconds)
+
+    lease = Heartbeat(assessment_id, renew, settings.lease_seconds)
+    ctx = AttemptContext(
+        runtime=runtime,
+        assessment_id=assessment_id,
         request=request,
         attempt=claimed.retry_count + 1,
-        timeout_seconds=request.attempt_timeout_seconds(store.settings.default_timeout_seconds),
-        _store=store,
-        _worker_id=worker_id,
-        _version=claimed.version,
-        _started=time.monotonic(),
-        _lease=lease,
+        timeout_seconds=policy.attempt_timeout_seconds(request.requested_timeout_seconds, settings),
+        guard=guard,
+        lease=lease,
     )
     with lease:
         try:
-            handler = store.handlers.resolve(claimed.assessment_type)
+            handler = runtime.handlers.resolve(claimed.assessment_type)
             result: Any = handler(ctx)
+        except timeout_exceptions:
+            raise  # recorded by run_attempt, wherever the limit struck
         except AssessmentCancelledError:
-            logger.info("attempt_cancelled: %s", claimed.assessment_id)
+            logger.info("attempt_cancelled: %s", assessment_id)
             return Outcome.CANCELLED
         except AttemptSupersededError as exc:
             logger.warning("attempt_superseded: %s", exc)
             return Outcome.SUPERSEDED
         except PermanentAssessmentError as exc:
             metrics.ERRORS.labels("permanent").inc()
-            return _fail(store, ctx, worker_id, _describe(exc), permanent=True)
-        except timeout_exceptions:
-            metrics.ERRORS.labels("timeout").inc()
-            return _fail(
-                store,
-                ctx,
-                worker_id,
-                f"timed out: the attempt exceeded its {ctx.timeout_seconds:g}s time limit",
-                permanent=False,
-            )
+            return _fail(ctx, _describe(exc), permanent=True)
         except Exception as exc:
-            logger.warning("attempt_failed: %s", claimed.assessment_id, exc_info=True)
+            logger.warning("attempt_failed: %s", assessment_id, exc_info=True)
             metrics.ERRORS.labels(type(exc).__name__).inc()
-            return _fail(store, ctx, worker_id, _describe(exc), permanent=False)
+            return _fail(ctx, _describe(exc), permanent=False)
     if not isinstance(result, dict):
+        kind = type(result).__name__
         return _fail(
-            store,
-            ctx,
-            worker_id,
-            f"handler for {claimed.assessment_type!r} returned {type(result).__name__}, not a dict",
-            permanent=True,
+            ctx, f"handler for {claimed.assessment_type!r} returned {kind}, not a dict", True
         )
     try:
-        store.complete_assessment(
-            claimed.assessment_id, result, expected_version=ctx._version, changed_by=worker_id
-        )
-    except (VersionConflictError, InvalidStateTransitionError):
+        changes.complete(runtime, assessment_id, result, changed_by=worker_id, attempt=guard)
+    except NOT_OURS:
         return _discarded(ctx)
     return Outcome.COMPLETED
 
 
-def _fail(
-    store: AssessmentStore, ctx: HandlerContext, worker_id: str, error: str, *, permanent: bool
-) -> Outcome:
+def _fail(ctx: AttemptContext, error: str, permanent: bool) -> Outcome:
     try:
-        store.fail_assessment(
+        changes.fail(
+            ctx.runtime,
             ctx.assessment_id,
-            error[:MAX_ERROR_MESSAGE_CHARS],
+            error,
             permanent=permanent,
-            expected_version=ctx._version,
-            changed_by=worker_id,
+            changed_by=ctx.guard.worker_id,
+            attempt=ctx.guard,
         )
-    except (VersionConflictError, InvalidStateTransitionError):
+    except NOT_OURS:
         return _discarded(ctx)
     return Outcome.FAILED
 
 
-def _discarded(ctx: HandlerContext) -> Outcome:
-    """The row moved on while the handler ran: its outcome is dropped, not forced."""
-    reason = ctx._why_not_ours()
+def _discarded(ctx: AttemptContext) -> Outcome:
+    reason = ctx.why_not_ours()
     logger.info("outcome_discarded: %s", reason)
     if isinstance(reason, AssessmentCancelledError):
         return Outcome.CANCELLED
     return Outcome.SUPERSEDED
+
+
+def record_timeout(runtime: Runtime, assessment_id: str, worker_id: str) -> Outcome:
+    """The time limit struck somewhere in the attempt: fail it, naming the limit.
+
+    The row says how far the attempt got: still pending (the claim never committed)
+    is claimed first, so the failure is an ordinary, audited attempt that is retried
+    by the policy (and ends a dead letter when retries run out), never a message
+    re-published forever; processing by this worker is failed; anything else already
+    ended (or belongs to someone else) and is left alone.
+    """
+    metrics.ERRORS.labels("timeout").inc()
+    current = _fresh(runtime, assessment_id)
+    if current is not None and current.state is AssessmentState.PENDING:
+        try:
+            current = changes.claim(runtime, assessment_id, worker_id)
+        except (InvalidStateTransitionError, VersionConflictError):
+            current = _fresh(runtime, assessment_id)
+    if current is None:
+        return Outcome.DUPLICATE
+    if current.state is not AssessmentState.PROCESSING or current.worker_id != worker_id:
+        logger.info("timeout_after_end: %s is %s", assessment_id, current.state.value)
+        return Outcome.SUPERSEDED
+    timeout = policy.attempt_timeout_seconds(
+        current.request_data.requested_timeout_seconds, runtime.settings
+    )
+    try:
+        changes.fail(
+            runtime,
+            assessment_id,
+            timeout_message(timeout),
+            permanent=False,
+            changed_by=worker_id,
+            attempt=Attempt(worker_id, current.retry_count),
+        )
+    except NOT_OURS:
+        return Outcome.SUPERSEDED
+    logger.warning("attempt_timed_out: %s after %gs", assessment_id, timeout)
+    return Outcome.TIMED_OUT
+
+
+def fail_overrun_attempt(runtime: Runtime, assessment_id: str, hostname: str) -> bool:
+    """Fail, as timed out, an attempt of ``assessment_id`` that a worker on
+    ``hostname`` ran past its hard time limit (its child was killed for it, so nothing
+    else will record the failure before the lease runs out). True if it did."""
+    current = _fresh(runtime, assessment_id)
+    if (
+        current is None
+        or current.state is not AssessmentState.PROCESSING
+        or not (current.worker_id or "").startswith(f"{hostname}:")
+        or current.started_at is None
+    ):
+        return False
+    timeout = policy.attempt_timeout_seconds(
+        current.request_data.requested_timeout_seconds, runtime.settings
+    )
+    ran = time.time() - current.started_at.timestamp()
+    if ran < timeout:
+        return False  # a later attempt, started after the killed one
+    try:
+        changes.fail(
+            runtime,
+            assessment_id,
+            timeout_message(timeout),
+            permanent=False,
+            changed_by=current.worker_id or hostname,
+            attempt=Attempt(current.worker_id or "", current.retry_count),
+        )
+    except NOT_OURS:
+        return False
+    metrics.ERRORS.labels("timeout").inc()
+    return True
+
+
+def _fresh(runtime: Runtime, assessment_id: str) -> Assessment | None:
+    row = runtime.read(lambda conn: repository.fetch_assessment(conn, assessment_id))
+    return None if row is None else changes.to_assessment(row)
 
 
 def _describe(exc: BaseException) -> str:

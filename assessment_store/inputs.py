@@ -9,10 +9,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from assessment_store.errors import AssessmentStoreError
+from assessment_store.errors import InvalidInputError
 
 MAX_MESSAGE_CHARS = 4000
-MAX_ERROR_CHARS = 20_000
+# One cap for an error message, wherever it comes from (a handler, the API, rescue):
+# longer ones are cut, marked, never refused (a failure must always be recordable).
+MAX_ERROR_CHARS = 4000
+TRUNCATION_MARK = " ... (truncated)"
 MAX_ID_CHARS = 255
 
 
@@ -25,17 +28,6 @@ def text_problem(text: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode (no lone surrogates)"
     return None
-
-
-class InvalidInputError(AssessmentStoreError, ValueError):
-    """Raised when an argument is out of range or of the wrong kind; names the field."""
-
-    code = "VALIDATION_ERROR"
-    http_status = 422
-
-    def __init__(self, field: str, problem: str, value: object) -> None:
-        super().__init__(f"{field}: {problem} (got {value!r:.200})")
-        self.field = field
 
 
 def check_progress(progress: object) -> int:
@@ -57,6 +49,18 @@ def check_text(field: str, value: object, *, max_chars: int, required: bool) -> 
         raise InvalidInputError(field, "must be a non-empty string", value)
     if len(value) > max_chars:
         raise InvalidInputError(field, f"must be at most {max_chars} characters", len(value))
+    problem = text_problem(value)
+    if problem:
+        raise InvalidInputError(field, problem, value)
+    return value
+
+
+def clip_error(field: str, value: object) -> str:
+    """A required error text, cut to MAX_ERROR_CHARS (marked) when longer."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInputError(field, "must be a non-empty string", value)
+    if len(value) > MAX_ERROR_CHARS:
+        value = value[: MAX_ERROR_CHARS - len(TRUNCATION_MARK)] + TRUNCATION_MARK
     problem = text_problem(value)
     if problem:
         raise InvalidInputError(field, problem, value)

@@ -10,30 +10,22 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
-
-from sqlalchemy import Engine
-
-from assessment_store.db import sweeps
 
 logger = logging.getLogger("assessment_store.lease")
 
 
 class Heartbeat:
-    """Renews one attempt's lease from a daemon thread until stopped or lost."""
+    """Calls ``renew`` (True while the lease is still ours) from a daemon thread every
+    ``lease_seconds / 3`` until stopped, or until the lease is lost."""
 
-    def __init__(
-        self, engine: Engine, assessment_id: str, worker_id: str, lease_seconds: float
-    ) -> None:
-        self._engine = engine
-        self._assessment_id = assessment_id
-        self._worker_id = worker_id
+    def __init__(self, name: str, renew: Callable[[], bool], lease_seconds: float) -> None:
+        self._renew = renew
         self._lease_seconds = lease_seconds
         self._stop = threading.Event()
         self.lost = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"heartbeat-{assessment_id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{name}", daemon=True)
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -52,13 +44,10 @@ class Heartbeat:
         interval = self._lease_seconds / 3
         while not self._stop.wait(interval):
             try:
-                with self._engine.begin() as conn:
-                    held = sweeps.renew_lease(
-                        conn, self._assessment_id, self._worker_id, self._lease_seconds
-                    )
+                held = self._renew()
             except Exception:
                 # A database blip: keep trying; the lease has slack for two misses.
-                logger.warning("lease_renewal_failed: %s", self._assessment_id, exc_info=True)
+                logger.warning("lease_renewal_failed: %s", self._thread.name, exc_info=True)
                 continue
             if not held:
                 self.lost.set()

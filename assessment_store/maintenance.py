@@ -1,9 +1,10 @@
 """Scheduled maintenance: rescue lost attempts, re-dispatch, retry, retention.
 
 Each job is safe to run from two places at once (two beats, a beat and an operator):
-rows are claimed with ``FOR UPDATE SKIP LOCKED`` or the job holds a transaction-level
-advisory lock, and every change is a compare-and-set on the row's version.
-Publishing happens after commit; a lost publish is simply re-dispatched later.
+candidates are claimed with ``FOR UPDATE SKIP LOCKED`` or the job holds a
+transaction-level advisory lock, and every change is a transition like any other
+(``changes.transition``: the one engine, version-guarded, audited), applied to a whole
+batch at once. Publishing happens after commit; a lost publish is re-dispatched later.
 """
 
 from __future__ import annotations
@@ -11,21 +12,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
-from assessment_store import metrics
-from assessment_store.backoff import retry_delay_seconds
+from sqlalchemy import Connection
+
+from assessment_store import changes, metrics
+from assessment_store.bootstrap import Runtime
 from assessment_store.db import sweeps
+from assessment_store.db.transitions import Step
+from assessment_store.dispatch import dispatch_item
 from assessment_store.inputs import check_count, check_positive
-
-if TYPE_CHECKING:
-    from assessment_store.service import AssessmentStore
+from assessment_store.models import AssessmentRequest
+from assessment_store.states import AssessmentEvent, AssessmentState
 
 ProgressCallback = Callable[[int], None]
 RETRY_BATCH_SIZE = 1000
-
-RESCUE_ACTOR = "maintenance.rescue"
 RESCUE_BATCH_SIZE = 500
+SCHEDULED_RETRY_ACTOR = "maintenance.retry"
+BATCH_RETRY_ACTOR = "batch-retry"
 
 
 @dataclass(frozen=True)
@@ -39,51 +42,59 @@ class JobReport:
 
 
 def rescue_lost_attempts(
-    store: AssessmentStore, *, max_batches: int = 20, progress: ProgressCallback | None = None
+    runtime: Runtime, *, max_batches: int = 20, progress: ProgressCallback | None = None
 ) -> JobReport:
     """processing -> failed ("worker lost") for every attempt whose lease expired, with a
-    retry scheduled by the usual backoff while retries remain."""
-    settings = store.settings
+    retry scheduled by the policy while retries remain."""
+    settings = runtime.settings
     rescued = 0
     for _ in range(max_batches):
-        with store.transaction() as conn:
+        claimed = 0
+
+        def plan(conn: Connection) -> list[Step]:
+            nonlocal claimed
             lost = sweeps.claim_lost_attempts(conn, RESCUE_BATCH_SIZE)
-            now = datetime.now(UTC)
-            rows = []
+            claimed = len(lost)
+            steps = []
             for row in lost:
-                next_retry_at = None
-                if row["retry_count"] < settings.max_retries:
-                    delay = retry_delay_seconds(
-                        row["retry_count"],
-                        settings.retry_backoff_seconds,
-                        settings.retry_backoff_max_seconds,
-                    )
-                    next_retry_at = now + timedelta(seconds=delay)
                 error = (
                     f"worker lost: {row['lease_worker'] or 'unknown worker'} stopped renewing "
                     f"its lease (expired {row['lease_expires_at']:%Y-%m-%dT%H:%M:%S%z})"
                 )
-                rows.append((row["assessment_id"], row["version"], next_retry_at, error))
-            done = sweeps.fail_lost_attempts(conn, rows, RESCUE_ACTOR)
+                values = changes.failure_values(
+                    settings, row["retry_count"], error, permanent=False
+                )
+                steps.append(
+                    Step(
+                        row["assessment_id"],
+                        AssessmentState.PROCESSING,
+                        changes.RESCUE_ACTOR,
+                        f"rescued: {error}",
+                        expected_version=row["version"],
+                        values=values,
+                    )
+                )
+            return steps
+
+        done = changes.transition(runtime, AssessmentEvent.FAIL, plan)
         rescued += len(done)
-        metrics.TRANSITIONS.labels("processing", "failed").inc(len(done))
         metrics.ERRORS.labels("worker_lost").inc(len(done))
         if progress is not None:
             progress(rescued)
-        if len(lost) < RESCUE_BATCH_SIZE:
+        if claimed < RESCUE_BATCH_SIZE:
             break
     return JobReport("rescue", rescued)
 
 
 def redispatch_stale_pending(
-    store: AssessmentStore, *, max_batches: int = 20, progress: ProgressCallback | None = None
+    runtime: Runtime, *, max_batches: int = 20, progress: ProgressCallback | None = None
 ) -> JobReport:
     """Publish again the pending assessments that no worker picked up in time (Redis
     lost the message, a publish failed, the broker was flushed or restarted)."""
-    settings = store.settings
+    settings = runtime.settings
     published = 0
     for _ in range(max_batches):
-        with store.transaction() as conn:
+        with runtime.transaction() as conn:
             if not sweeps.try_job_lock(conn, "redispatch"):
                 return JobReport("redispatch", published, skipped=True)
             rows = sweeps.claim_stale_pending(
@@ -91,7 +102,17 @@ def redispatch_stale_pending(
                 after_seconds=settings.redispatch_after_seconds,
                 limit=settings.redispatch_batch_size,
             )
-        store.publish([store.dispatch_item(row) for row in rows])
+        runtime.publish(
+            [
+                dispatch_item(
+                    row["assessment_id"],
+                    row["priority"],
+                    AssessmentRequest.model_validate(row["request_data"]),
+                    settings,
+                )
+                for row in rows
+            ]
+        )
         published += len(rows)
         if progress is not None:
             progress(published)
@@ -101,7 +122,7 @@ def redispatch_stale_pending(
 
 
 def retry_failures(
-    store: AssessmentStore,
+    runtime: Runtime,
     *,
     max_retries: int,
     due_only: bool,
@@ -109,32 +130,50 @@ def retry_failures(
     max_batches: int | None = None,
 ) -> list[str]:
     """failed -> pending (retry_count + 1, audited) in batches, publishing each batch
-    after its commit. Rows are claimed with SKIP LOCKED: two runners split the work."""
+    after its commit. ``due_only``: only failures whose next_retry_at has passed (the
+    scheduled retry); otherwise every failure with retries left (an operator's)."""
+    actor = SCHEDULED_RETRY_ACTOR if due_only else BATCH_RETRY_ACTOR
+    label = "scheduled retry" if due_only else "batch retry"
     retried: list[str] = []
     batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        with store.transaction() as conn:
-            rows = sweeps.retry_failed(
-                conn,
-                max_retries=max_retries,
-                due_only=due_only,
-                limit=RETRY_BATCH_SIZE,
-                changed_by="maintenance.retry" if due_only else "batch-retry",
-                change_reason="scheduled retry" if due_only else "batch retry",
+        claimed = 0
+
+        def plan(conn: Connection) -> list[Step]:
+            nonlocal claimed
+            rows = sweeps.claim_failures(
+                conn, max_retries=max_retries, due_only=due_only, limit=RETRY_BATCH_SIZE
             )
-        store.publish([store.dispatch_item(row) for row in rows])
-        metrics.TRANSITIONS.labels("failed", "pending").inc(len(rows))
-        retried.extend(row["assessment_id"] for row in rows)
+            claimed = len(rows)
+            return [
+                Step(
+                    row["assessment_id"],
+                    AssessmentState.FAILED,
+                    actor,
+                    changes.retry_reason(label, row["retry_count"]),
+                    expected_version=row["version"],
+                )
+                for row in rows
+            ]
+
+        done = changes.transition(runtime, AssessmentEvent.RETRY, plan, fixed=changes.RETRY_RESETS)
+        runtime.publish(
+            [
+                dispatch_item(a.assessment_id, a.priority, a.request_data, runtime.settings)
+                for a in done
+            ]
+        )
+        retried.extend(a.assessment_id for a in done)
         if progress is not None:
             progress(len(retried))
-        if len(rows) < RETRY_BATCH_SIZE:
+        if claimed < RETRY_BATCH_SIZE:
             break
     return retried
 
 
 def delete_finished(
-    store: AssessmentStore,
+    runtime: Runtime,
     retention_days: float | None,
     *,
     batch_size: int | None = None,
@@ -143,7 +182,7 @@ def delete_finished(
 ) -> tuple[int, int]:
     """Delete finished assessments older than ``retention_days`` with their audit rows,
     ``batch_size`` per short transaction; (assessments, audit rows) deleted."""
-    settings = store.settings
+    settings = runtime.settings
     days = check_positive(
         "retentionDays", settings.retention_days if retention_days is None else retention_days
     )
@@ -152,35 +191,32 @@ def delete_finished(
     deleted = audit_rows = batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        with store.transaction() as conn:
+        with runtime.transaction() as conn:
             ids, audits = sweeps.delete_finished_before(conn, cutoff, size)
-        if store.cache is not None:
-            store.cache.forget(ids)
-        count = len(ids)
-        deleted += count
+        if runtime.cache is not None:
+            runtime.cache.forget(ids)
+        deleted += len(ids)
         audit_rows += audits
         if progress is not None:
             progress(deleted)
-        if count < size:
+        if len(ids) < size:
             break
     return deleted, audit_rows
 
 
-def retry_due_failures(
-    store: AssessmentStore, *, progress: ProgressCallback | None = None
-) -> JobReport:
+def retry_due_failures(runtime: Runtime, *, progress: ProgressCallback | None = None) -> JobReport:
     """failed -> pending for failures whose next_retry_at has passed (and publish)."""
     retried = retry_failures(
-        store, max_retries=store.settings.max_retries, due_only=True, progress=progress
+        runtime, max_retries=runtime.settings.max_retries, due_only=True, progress=progress
     )
     return JobReport("retry", len(retried))
 
 
 def apply_retention(
-    store: AssessmentStore, *, max_batches: int = 20, progress: ProgressCallback | None = None
+    runtime: Runtime, *, max_batches: int = 20, progress: ProgressCallback | None = None
 ) -> JobReport:
     """Delete finished assessments older than RETENTION_DAYS, a bounded amount per run."""
-    deleted, audit_rows = delete_finished(store, None, max_batches=max_batches, progress=progress)
+    deleted, audit_rows = delete_finished(runtime, None, max_batches=max_batches, progress=progress)
     return JobReport("retention", deleted, detail={"auditRows": audit_rows})
 
 

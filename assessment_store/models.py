@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from assessment_store import policy
 from assessment_store.inputs import text_problem
 from assessment_store.states import AssessmentState
 
@@ -91,10 +92,11 @@ class AssessmentRequest(WireModel):
             )
         return value
 
-    def attempt_timeout_seconds(self, default_seconds: float) -> float:
-        """How long one attempt may run: the request's timeout, else its options', else
-        the configured default."""
-        return self.timeout or self.options.timeout or default_seconds
+    @property
+    def requested_timeout_seconds(self) -> float | None:
+        """The attempt time limit this request asks for: ``timeout``, else
+        ``options.timeout`` (None: the configured default applies, see policy)."""
+        return self.timeout or self.options.timeout
 
     def identity(self) -> dict[str, Any]:
         """What must match for a repeated create with the same id to be the same request.
@@ -133,9 +135,7 @@ class Assessment(WireModel):
     @property
     def is_finished(self) -> bool:
         """Completed, cancelled, or failed with no automatic retry coming."""
-        if self.state in (AssessmentState.COMPLETED, AssessmentState.CANCELLED):
-            return True
-        return self.state is AssessmentState.FAILED and self.next_retry_at is None
+        return policy.is_finished(self.state, self.next_retry_at)
 
 
 class AuditEntry(WireModel):
@@ -187,6 +187,14 @@ class AssessmentStats(WireModel):
     throughput_per_minute: float
     average_processing_seconds: float | None
     error_rate: float
+
+
+class SystemGauges(WireModel):
+    """Whole-system figures for scrape-time metrics."""
+
+    counts_by_state: dict[AssessmentState, int]
+    oldest_pending_seconds: float
+    dead_letters: int
 
 
 class ComponentHealth(WireModel):

@@ -7,18 +7,8 @@ import binascii
 import json
 from datetime import datetime
 
-from assessment_store.errors import AssessmentStoreError
+from assessment_store.errors import InvalidCursorError
 from assessment_store.inputs import text_problem
-
-
-class InvalidCursorError(AssessmentStoreError):
-    """Raised when a pagination cursor was not produced by this service."""
-
-    code = "VALIDATION_ERROR"
-    http_status = 422
-
-    def __init__(self) -> None:
-        super().__init__("cursor: not a cursor returned by a previous page (nextCursor)")
 
 
 def encode_cursor(created_at: datetime, assessment_id: str) -> str:

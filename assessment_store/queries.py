@@ -1,11 +1,17 @@
-"""Read-side use cases: list pages and stats, shaped from repository rows."""
+"""Read-side use cases: list pages, stats and gauges, shaped from repository rows."""
 
 from __future__ import annotations
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RowMapping
 
 from assessment_store.db import reads
-from assessment_store.models import Assessment, AssessmentFilters, AssessmentPage, AssessmentStats
+from assessment_store.models import (
+    Assessment,
+    AssessmentFilters,
+    AssessmentPage,
+    AssessmentStats,
+    SystemGauges,
+)
 from assessment_store.pagination import decode_cursor, encode_cursor
 from assessment_store.states import AssessmentState
 
@@ -49,4 +55,13 @@ def stats(conn: Connection, *, window_seconds: int, owner: str | None) -> Assess
         throughput_per_minute=recent_completed * 60.0 / window_seconds,
         average_processing_seconds=None if average is None else float(average),
         error_rate=(recent_failed / recent_finished) if recent_finished else 0.0,
+    )
+
+
+def gauges(row: RowMapping) -> SystemGauges:
+    """:func:`reads.fetch_gauges`'s row as the model."""
+    return SystemGauges(
+        counts_by_state={state: int(row[state.value]) for state in AssessmentState},
+        oldest_pending_seconds=float(row["oldest_pending_seconds"]),
+        dead_letters=int(row["dead_letters"]),
     )

@@ -1,42 +1,31 @@
-"""The store's use cases: create, read, wait, subscribe, and (from ``changes``) change.
+"""AssessmentStore: the Python API (create, read, wait, change, subscribe, maintain).
 
-:class:`AssessmentStore` owns transactions; the repository owns SQL; the state machine
-owns the rules. Creation commits the rows, then publishes them; every change of an
-assessment goes through ``AssessmentChanges._transition`` (see ``changes``).
+Thin by design: each method validates its arguments and calls one use case
+(``creation``, ``changes``, ``maintenance``, ``transfer``) or one read of the
+repository. The parts it runs on (engines, publisher, handlers, cache, LISTEN
+connection) come from the composition root, ``bootstrap.assemble``.
 """
 
 from __future__ import annotations
 
-import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import creation, health, metrics, queries
+from assessment_store import changes, creation, health, maintenance, queries
+from assessment_store.bootstrap import Runtime, assemble
 from assessment_store.cache import StateCache
-from assessment_store.changes import SYSTEM_ACTOR, AssessmentChanges, to_assessment
-from assessment_store.config import Settings, get_settings
-from assessment_store.db import repository
-from assessment_store.db.engine import Engines, run_read
-from assessment_store.db.errors import translated_db_errors
-from assessment_store.dispatch import Dispatcher, DispatchItem, NullDispatcher
-from assessment_store.errors import (
-    AssessmentNotFoundError,
-    AssessmentTimeoutError,
-)
+from assessment_store.changes import SYSTEM_ACTOR, to_assessment
+from assessment_store.config import Settings
+from assessment_store.db import reads, repository
+from assessment_store.db.engine import Engines
+from assessment_store.dispatch import Dispatcher, dispatch_item
+from assessment_store.errors import AssessmentNotFoundError, InvalidInputError
 from assessment_store.events import EventHandler, Subscription, subscribe_to_audit
 from assessment_store.handlers.registry import HandlerRegistry
-from assessment_store.inputs import (
-    InvalidInputError,
-    check_count,
-    check_lookup_id,
-    check_positive,
-    check_text,
-)
+from assessment_store.inputs import check_count, check_lookup_id
 from assessment_store.models import (
     Assessment,
     AssessmentFilters,
@@ -45,21 +34,22 @@ from assessment_store.models import (
     AssessmentStats,
     AuditEntry,
     HealthStatus,
+    SystemGauges,
 )
-from assessment_store.notify import StateNotifier, wait_until
+from assessment_store.notify import StateNotifier
+from assessment_store.waiting import WAIT_RECHECK_SECONDS, WaitLoop
 
-logger = logging.getLogger("assessment_store.service")
-
-# A waiter re-reads the row this often even without a notification.
-WAIT_RECHECK_SECONDS = 5.0
-
-T = TypeVar("T")
-ValuesFor = Callable[[RowMapping], Mapping[str, object]]
 ProgressCallback = Callable[[int], None]
 
 
-class AssessmentStore(AssessmentChanges):
-    """The durable assessment store (SPEC section 5)."""
+class AssessmentStore:
+    """The durable assessment store.
+
+    ``AssessmentStore()`` is a producer's store: settings from the environment, and
+    every assessment it creates is published to the Celery queues right after its
+    transaction commits. Pass ``dispatcher=NullDispatcher()`` for one that publishes
+    nothing (tests, tools that drive assessments themselves).
+    """
 
     def __init__(
         self,
@@ -68,67 +58,42 @@ class AssessmentStore(AssessmentChanges):
         engines: Engines | None = None,
         dispatcher: Dispatcher | None = None,
         handlers: HandlerRegistry | None = None,
+        application_name: str = "assessment-store",
     ) -> None:
-        self.settings = settings or get_settings()
-        self.engines = engines or Engines(self.settings)
-        self.dispatcher: Dispatcher = dispatcher or NullDispatcher()
-        self.handlers = handlers or HandlerRegistry.from_setting(self.settings.handlers)
-        self._notifier: StateNotifier | None = None
-        self._notifier_lock = threading.Lock()
-        self.cache = (
-            StateCache(
-                self.settings.redis_url,
-                self.settings.cache_ttl_seconds,
-                self.settings.retention_days,
-            )
-            if self.settings.cache_enabled
-            else None
+        self.runtime: Runtime = assemble(
+            settings,
+            engines=engines,
+            dispatcher=dispatcher,
+            handlers=handlers,
+            application_name=application_name,
         )
+        # How often a waiter re-reads the row without a notification.
+        self.wait_recheck_seconds = WAIT_RECHECK_SECONDS
 
-    # -- plumbing ---------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One transaction on the primary, database errors translated to domain errors."""
-        with translated_db_errors(), self.engines.primary.begin() as conn:
-            yield conn
+    @property
+    def engines(self) -> Engines:
+        return self.runtime.engines
 
-    def _read(self, query: Callable[[Connection], T], *, replica: bool = False) -> T:
-        """A single-statement read: on the primary (read-your-writes) or the replica."""
-        engine = self.engines.replica if replica else self.engines.reader
-        with translated_db_errors():
-            return run_read(engine, query)
+    @property
+    def handlers(self) -> HandlerRegistry:
+        return self.runtime.handlers
 
-    def publish(self, items: Sequence[DispatchItem]) -> None:
-        """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps)."""
-        if not items:
-            return
-        try:
-            self.dispatcher.dispatch(items)
-        except Exception:
-            logger.warning(
-                "dispatch_failed: %d assessment(s) stay pending until re-dispatch",
-                len(items),
-                exc_info=True,
-            )
+    @property
+    def cache(self) -> StateCache | None:
+        return self.runtime.cache
 
-    def dispatch_item(self, row: RowMapping) -> DispatchItem:
-        """What to publish for a stored pending row."""
-        request = AssessmentRequest.model_validate(row["request_data"])
-        return DispatchItem(
-            row["assessment_id"],
-            row["priority"],
-            request.attempt_timeout_seconds(self.settings.default_timeout_seconds),
-        )
+    @property
+    def notifier(self) -> StateNotifier:
+        """This store's LISTEN connection for push-based waiting (started on first use)."""
+        return self.runtime.notifier
 
     def close(self) -> None:
-        """Release this process's database connections (and the LISTEN connection)."""
-        if self._notifier is not None:
-            self._notifier.close()
-            self._notifier = None
-        if self.cache is not None:
-            self.cache.close()
-        self.engines.dispose()
+        """Release this process's connections (database, LISTEN, broker, cache)."""
+        self.runtime.close()
 
     def __enter__(self) -> AssessmentStore:
         return self
@@ -159,49 +124,7 @@ class AssessmentStore(AssessmentChanges):
             r if isinstance(r, AssessmentRequest) else AssessmentRequest.model_validate(r)
             for r in requests
         ]
-        check_text("createdBy", created_by, max_chars=255, required=True)
-        self._check_timeouts(parsed)
-        rows = creation.new_rows(parsed, created_by, self.handlers)
-        if not rows:
-            return []
-        requests_by_id = {row.assessment_id: req for row, req in zip(rows, parsed, strict=True)}
-        unique_rows = list({row.assessment_id: row for row in rows}.values())
-        with self.transaction() as conn:
-            inserted = repository.insert_assessments(conn, unique_rows)
-            repeated = [row for row in unique_rows if row.assessment_id not in inserted]
-            if repeated:
-                creation.check_idempotent_repeats(conn, repeated)
-        if self.cache is not None:
-            self.cache.forget(sorted(inserted))  # an older incarnation of a reused id
-        for row in unique_rows:
-            if row.assessment_id in inserted:
-                metrics.CREATED.labels(row.assessment_type).inc()
-        default_timeout = self.settings.default_timeout_seconds
-        self.publish(
-            [
-                DispatchItem(
-                    row.assessment_id,
-                    row.priority,
-                    requests_by_id[row.assessment_id].attempt_timeout_seconds(default_timeout),
-                )
-                for row in unique_rows
-                if row.assessment_id in inserted
-            ]
-        )
-        return [row.assessment_id for row in rows]
-
-    def _check_timeouts(self, requests: Sequence[AssessmentRequest]) -> None:
-        """An attempt must end before the broker would deliver its message again."""
-        limit = self.settings.broker_visibility_timeout_seconds
-        for request in requests:
-            seconds = request.attempt_timeout_seconds(self.settings.default_timeout_seconds)
-            if seconds >= limit:
-                raise InvalidInputError(
-                    "timeout",
-                    f"must be below the broker's visibility timeout ({limit:g}s, "
-                    "ASSESSMENT_STORE_BROKER_VISIBILITY_TIMEOUT_SECONDS)",
-                    seconds,
-                )
+        return creation.create(self.runtime, parsed, created_by)
 
     # -- reading ----------------------------------------------------------------
 
@@ -211,35 +134,28 @@ class AssessmentStore(AssessmentChanges):
         With the cache enabled, may be up to CACHE_TTL_SECONDS old for assessments that
         are not completed or cancelled (see assessment_store/cache.py)."""
         assessment_id = check_lookup_id(assessment_id)
-        if self.cache is not None:
-            cached = self.cache.get(assessment_id)
+        cache = self.runtime.cache
+        if cache is not None:
+            cached = cache.get(assessment_id)
             if cached is not None:
                 if owner is not None and cached.created_by != owner:
                     raise AssessmentNotFoundError(assessment_id)
                 return cached
         current = self.get_fresh_state(assessment_id, owner=owner)
-        if self.cache is not None:
-            self.cache.put(current)
+        if cache is not None:
+            cache.put(current)
         return current
 
     def get_fresh_state(self, assessment_id: str, *, owner: str | None = None) -> Assessment:
-        """The current state read from PostgreSQL, never from the cache (waiters use it:
+        """The current state read from the primary, never from the cache (waiters use it:
         a notification can arrive before the writer's cache write)."""
         assessment_id = check_lookup_id(assessment_id)
-        row = self._read(
+        row = self.runtime.read(
             lambda conn: repository.fetch_assessment(conn, assessment_id, created_by=owner)
         )
         if row is None:
             raise AssessmentNotFoundError(assessment_id)
         return to_assessment(row)
-
-    @property
-    def notifier(self) -> StateNotifier:
-        """This store's LISTEN connection for push-based waiting (started on first use)."""
-        with self._notifier_lock:
-            if self._notifier is None:
-                self._notifier = StateNotifier(self.settings.database_url)
-            return self._notifier
 
     def wait_for_completion(
         self, assessment_id: str, timeout: float = 30.0, *, owner: str | None = None
@@ -247,40 +163,44 @@ class AssessmentStore(AssessmentChanges):
         """Block until the assessment is finished (completed, cancelled, or failed with no
         retry coming); AssessmentTimeoutError after ``timeout`` seconds.
 
-        Woken by the assessment's own change notifications; re-checks the database every
-        WAIT_RECHECK_SECONDS as well, so a lost notification only delays."""
+        Woken by the assessment's own change notifications; re-reads the row every
+        ``wait_recheck_seconds`` as well, so a lost notification only delays."""
         assessment_id = check_lookup_id(assessment_id)
-        timeout = check_positive("timeout", timeout)
-        deadline = time.monotonic() + timeout
+        plan = WaitLoop(assessment_id, timeout, self.wait_recheck_seconds)
         woken = threading.Event()
         watch = self.notifier.watch(assessment_id, lambda _id, _state: woken.set())
         try:
             while True:
                 current = self.get_fresh_state(assessment_id, owner=owner)
-                if current.is_finished:
+                pause = plan.pause(current)
+                if pause is None:
                     return current
-                if time.monotonic() >= deadline:
-                    raise AssessmentTimeoutError(assessment_id, timeout, current.state.value)
-                wait_until(woken, deadline, WAIT_RECHECK_SECONDS)
+                woken.wait(pause)
+                woken.clear()
         finally:
             watch.cancel()
 
     def list_assessments(
         self, filters: AssessmentFilters | None = None, *, owner: str | None = None
     ) -> AssessmentPage:
-        """A page of assessments, newest first, with keyset pagination."""
+        """A page of assessments, newest first, with keyset pagination (the replica)."""
         chosen = filters or AssessmentFilters()
-        return self._read(lambda conn: queries.list_page(conn, chosen, owner=owner), replica=True)
+        return self.runtime.read(
+            lambda conn: queries.list_page(conn, chosen, owner=owner), replica=True
+        )
 
     def get_assessment_stats(
         self, *, owner: str | None = None, window_seconds: int = 300
     ) -> AssessmentStats:
         """Counts by state, throughput, average processing time, error rate, dead letters."""
-        window_seconds = check_count("windowSeconds", window_seconds) or 1
-        window = window_seconds
-        return self._read(
+        window = check_count("windowSeconds", window_seconds) or 1
+        return self.runtime.read(
             lambda conn: queries.stats(conn, window_seconds=window, owner=owner), replica=True
         )
+
+    def get_system_gauges(self) -> SystemGauges:
+        """Whole-system gauges for metrics: counts by state, oldest pending, dead letters."""
+        return queries.gauges(self.runtime.read(reads.fetch_gauges, replica=True))
 
     def get_audit_trail(self, assessment_id: str, *, owner: str | None = None) -> list[AuditEntry]:
         """Every change of the assessment, oldest first."""
@@ -291,10 +211,19 @@ class AssessmentStore(AssessmentChanges):
                 return None
             return repository.fetch_audit_trail(conn, assessment_id)
 
-        rows = self._read(query)
+        rows = self.runtime.read(query)
         if rows is None:
             raise AssessmentNotFoundError(assessment_id)
         return [AuditEntry.model_validate(dict(row)) for row in rows]
+
+    def get_audit_trails(self, assessment_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
+        """The audit trails of several assessments at once (export), oldest first."""
+        ids = list(assessment_ids)
+        trails = self.runtime.read(lambda conn: reads.fetch_audit_trails(conn, ids))
+        return {
+            key: [AuditEntry.model_validate(dict(row)) for row in rows]
+            for key, rows in trails.items()
+        }
 
     def get_health_status(self) -> HealthStatus:
         """Whether PostgreSQL and Redis answer, with latencies."""
@@ -311,30 +240,132 @@ class AssessmentStore(AssessmentChanges):
         process, until the returned subscription is closed. Woken by change
         notifications; ``poll_interval_seconds`` bounds the delay if one is lost."""
         return subscribe_to_audit(
-            self.engines.reader, event_types, handler, poll_interval_seconds, self.notifier
+            self.runtime.read, event_types, handler, poll_interval_seconds, self.notifier
         )
 
-    # -- batch maintenance (the work itself lives in assessment_store.maintenance) -----
+    # -- changing ---------------------------------------------------------------
+
+    def start_processing(
+        self, assessment_id: str, worker_id: str, *, expected_version: int | None = None
+    ) -> Assessment:
+        """Claim a pending assessment for ``worker_id`` (pending -> processing) with a lease."""
+        return changes.claim(
+            self.runtime, assessment_id, worker_id, expected_version=expected_version
+        )
+
+    def update_progress(
+        self,
+        assessment_id: str,
+        progress: int,
+        message: str | None = None,
+        *,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Record progress (0-100) of a processing assessment; audited like any change."""
+        return changes.report_progress(
+            self.runtime,
+            assessment_id,
+            progress,
+            message,
+            changed_by=changed_by or SYSTEM_ACTOR,
+            expected_version=expected_version,
+        )
+
+    def complete_assessment(
+        self,
+        assessment_id: str,
+        result: Mapping[str, Any] | Any,
+        *,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Finish a processing assessment successfully with ``result`` as result_data."""
+        return changes.complete(
+            self.runtime,
+            assessment_id,
+            result,
+            changed_by=changed_by or SYSTEM_ACTOR,
+            expected_version=expected_version,
+        )
+
+    def fail_assessment(
+        self,
+        assessment_id: str,
+        error: str,
+        *,
+        permanent: bool = False,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Fail the running attempt. While retries remain (and the failure is not
+        ``permanent``) ``next_retry_at`` is set with exponential backoff and jitter."""
+        return changes.fail(
+            self.runtime,
+            assessment_id,
+            error,
+            permanent=permanent,
+            changed_by=changed_by or SYSTEM_ACTOR,
+            expected_version=expected_version,
+        )
+
+    def cancel_assessment(
+        self,
+        assessment_id: str,
+        reason: str | None = None,
+        *,
+        owner: str | None = None,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Cancel a pending or processing assessment; a running handler stops at its next
+        progress report and its result is discarded."""
+        return changes.cancel(
+            self.runtime,
+            assessment_id,
+            reason,
+            changed_by=changed_by or owner or SYSTEM_ACTOR,
+            owner=owner,
+            expected_version=expected_version,
+        )
+
+    def retry_assessment(
+        self,
+        assessment_id: str,
+        *,
+        owner: str | None = None,
+        expected_version: int | None = None,
+        changed_by: str | None = None,
+    ) -> Assessment:
+        """Put a failed assessment back to pending now (also when its automatic retries
+        are used up) and publish it."""
+        retried = changes.retry(
+            self.runtime,
+            assessment_id,
+            changed_by=changed_by or owner or SYSTEM_ACTOR,
+            owner=owner,
+            expected_version=expected_version,
+        )
+        self.runtime.publish(
+            [
+                dispatch_item(
+                    retried.assessment_id, retried.priority, retried.request_data, self.settings
+                )
+            ]
+        )
+        return retried
+
+    # -- maintenance --------------------------------------------------------------
 
     def batch_retry_failed_assessments(
         self, max_retries: int | None = None, *, progress: ProgressCallback | None = None
     ) -> list[str]:
         """Put every failed assessment with ``retry_count < max_retries`` back to pending
         now (ignoring its backoff), in batches, and publish them; returns the ids."""
-        from assessment_store import maintenance
-
         limit = self.settings.max_retries if max_retries is None else max_retries
         check_count("maxRetries", limit)
         return maintenance.retry_failures(
-            self, max_retries=limit, due_only=False, progress=progress
-        )
-
-    def retry_due_assessments(self, *, max_batches: int | None = None) -> list[str]:
-        """The scheduled retry: failed assessments whose next_retry_at has passed."""
-        from assessment_store import maintenance
-
-        return maintenance.retry_failures(
-            self, max_retries=self.settings.max_retries, due_only=True, max_batches=max_batches
+            self.runtime, max_retries=limit, due_only=False, progress=progress
         )
 
     def cleanup_old_assessments(
@@ -347,13 +378,20 @@ class AssessmentStore(AssessmentChanges):
     ) -> int:
         """Delete finished assessments (and their audit rows) older than ``retention_days``,
         in short transactions of ``batch_size`` rows; returns how many were deleted."""
-        from assessment_store import maintenance
-
         deleted, _audit_rows = maintenance.delete_finished(
-            self,
+            self.runtime,
             retention_days,
             batch_size=batch_size,
             max_batches=max_batches,
             progress=progress,
         )
         return deleted
+
+    def run_maintenance_job(
+        self, job: str, *, progress: ProgressCallback | None = None
+    ) -> maintenance.JobReport:
+        """Run one of beat's jobs now (rescue, redispatch, retry, retention); safe
+        alongside a running beat."""
+        if job not in maintenance.JOBS:
+            raise InvalidInputError("job", f"must be one of {', '.join(maintenance.JOBS)}", job)
+        return maintenance.JOBS[job](self.runtime, progress=progress)

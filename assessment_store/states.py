@@ -45,12 +45,17 @@ ALLOWED_STATE_CHANGES: frozenset[tuple[AssessmentState | None, AssessmentState]]
     (source, target) for (source, _), target in TRANSITIONS.items() if source != target
 )
 
-# States in which completed_at is set: final, or final until an explicit retry.
-FINISHED_STATES: frozenset[AssessmentState] = frozenset(
+# States in which the last attempt has ended, so completed_at is set (SPEC section 3):
+# final, or (failed) final until a retry. Whether a failed one is *finished* for a
+# waiter is a policy question (see assessment_store.policy).
+ENDED_STATES: frozenset[AssessmentState] = frozenset(
     {AssessmentState.COMPLETED, AssessmentState.FAILED, AssessmentState.CANCELLED}
 )
+# States nothing can leave.
 TERMINAL_STATES: frozenset[AssessmentState] = frozenset(
-    {AssessmentState.COMPLETED, AssessmentState.CANCELLED}
+    state
+    for state in AssessmentState
+    if not any(source is state for (source, _event) in TRANSITIONS)
 )
 
 
@@ -81,8 +86,13 @@ def sources_of(event: AssessmentEvent) -> frozenset[AssessmentState | None]:
     return frozenset(state for (state, candidate), _ in TRANSITIONS.items() if candidate is event)
 
 
-def target_of(event: AssessmentEvent) -> AssessmentState:
-    """The state an event leads to, whatever it starts from (for error messages)."""
+def intended_state(event: AssessmentEvent) -> AssessmentState:
+    """The state ``event`` leads to from any state it is allowed in.
+
+    Only for naming the target in a refusal ("cannot go from completed to cancelled"):
+    decisions always go through :func:`next_state`. Each event of the table leads to one
+    state whatever its source (tests/unit/test_states.py holds the table to that).
+    """
     for (_, candidate_event), target in TRANSITIONS.items():
         if candidate_event is event:
             return target

@@ -16,11 +16,17 @@ from typing import IO
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
 
-from assessment_store.db import imports, reads
-from assessment_store.errors import AssessmentStoreError
+from assessment_store.db import reads, transitions
+from assessment_store.errors import ImportRejectedError
 from assessment_store.models import Assessment, AssessmentFilters, WireModel
 from assessment_store.service import AssessmentStore
-from assessment_store.states import FINISHED_STATES, AssessmentState
+from assessment_store.states import (
+    ENDED_STATES,
+    AssessmentEvent,
+    AssessmentState,
+    is_allowed,
+    next_state,
+)
 
 EXPORT_PAGE = 500
 ProgressCallback = Callable[[int], None]
@@ -47,21 +53,6 @@ class ExportedAssessment(Assessment):
     audit_trail: list[ExportedAuditEntry] = Field(min_length=1)
 
 
-class ImportRejectedError(AssessmentStoreError):
-    """Raised when any line of an import is bad; ``problems`` lists them by line."""
-
-    code = "VALIDATION_ERROR"
-    http_status = 422
-
-    def __init__(self, problems: list[str]) -> None:
-        shown = problems[:50]
-        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(
-            f"nothing imported: {len(problems)} bad line(s)\n" + "\n".join(shown) + more
-        )
-        self.problems = problems
-
-
 def export_lines(
     store: AssessmentStore, filters: AssessmentFilters, progress: ProgressCallback | None = None
 ) -> Iterator[str]:
@@ -72,16 +63,14 @@ def export_lines(
         page = store.list_assessments(
             filters.model_copy(update={"cursor": cursor, "limit": EXPORT_PAGE})
         )
-        ids = [a.assessment_id for a in page.items]
-        with store.engines.reader.connect() as conn:
-            trails = reads.fetch_audit_trails(conn, ids)
+        trails = store.get_audit_trails([a.assessment_id for a in page.items])
         for assessment in page.items:
             line = assessment.to_wire()
             line["auditTrail"] = [
                 ExportedAuditEntry.model_validate(
-                    {k: v for k, v in row.items() if k not in ("id", "assessment_id")}
+                    entry.model_dump(exclude={"id", "assessment_id"})
                 ).to_wire()
-                for row in trails[assessment.assessment_id]
+                for entry in trails[assessment.assessment_id]
             ]
             yield json.dumps(line, separators=(",", ":"))
         exported += len(page.items)
@@ -98,6 +87,17 @@ class _Parsed:
     assessment: ExportedAssessment
 
 
+def _allowed_step(entry: ExportedAuditEntry) -> bool:
+    """Whether the transition table allows this audit row's change."""
+    try:
+        event = AssessmentEvent(entry.event)
+    except ValueError:
+        return False
+    return is_allowed(entry.old_state, event) and (
+        next_state(entry.old_state, event) is entry.new_state
+    )
+
+
 def _chain_problems(item: ExportedAssessment) -> list[str]:
     problems = []
     trail = sorted(item.audit_trail, key=lambda e: e.version_to)
@@ -112,6 +112,12 @@ def _chain_problems(item: ExportedAssessment) -> list[str]:
     for before, after in itertools.pairwise(trail):
         if after.version_from != before.version_to or after.version_to != before.version_to + 1:
             problems.append(f"auditTrail: gap after version {before.version_to}")
+            break
+        if not _allowed_step(after):
+            problems.append(
+                f"auditTrail: version {after.version_to} ({after.event}) goes from "
+                f"{after.old_state} to {after.new_state}, which the state machine does not allow"
+            )
             break
         if after.old_state != before.new_state:
             problems.append(
@@ -136,7 +142,7 @@ def _row_problems(item: ExportedAssessment, store: AssessmentStore) -> list[str]
         problems.append("priority: must be 1-10")
     if item.version < 1 or item.retry_count < 0:
         problems.append("version/retryCount: must be >= 1 / >= 0")
-    if (item.completed_at is not None) != (item.state in FINISHED_STATES):
+    if (item.completed_at is not None) != (item.state in ENDED_STATES):
         problems.append("completedAt: must be set exactly when completed, failed or cancelled")
     if item.next_retry_at is not None and item.state is not AssessmentState.FAILED:
         problems.append("nextRetryAt: only a failed assessment can have one")
@@ -184,8 +190,8 @@ def validate_lines(store: AssessmentStore, lines: Sequence[str]) -> list[_Parsed
         problems += [f"line {number}: {p}" for p in _row_problems(item, store)]
         parsed.append(_Parsed(number, item))
     if parsed:
-        with store.engines.reader.connect() as conn:
-            taken = reads.existing_ids(conn, [p.assessment.assessment_id for p in parsed])
+        wanted = [p.assessment.assessment_id for p in parsed]
+        taken = store.runtime.read(lambda conn: reads.existing_ids(conn, wanted))
         problems += [
             f"line {p.line}: assessmentId {p.assessment.assessment_id!r} already exists"
             for p in parsed
@@ -214,16 +220,11 @@ def import_lines(
         wire["state"] = item.state.value
         rows.append(wire)
         audits += [
-            {
-                **e.model_dump(mode="json"),
-                "assessment_id": item.assessment_id,
-                "old_state": e.old_state.value if e.old_state else None,
-                "new_state": e.new_state.value,
-            }
+            transitions.ImportedAudit(assessment_id=item.assessment_id, **dict(e))
             for e in item.audit_trail
         ]
-    with store.transaction() as conn:
-        imports.insert_imported(conn, rows, audits)
+    with store.runtime.transaction() as conn:
+        transitions.import_history(conn, rows, audits)
     if store.cache is not None:
         store.cache.forget([row["assessment_id"] for row in rows])
     if progress is not None:

@@ -17,6 +17,7 @@ from tests.databases import (
     drop_database,
     unique_name,
 )
+from tests.factories import quiet_store
 
 TEMPLATE_NAME = f"assessment_store_test_template_{os.getpid()}"
 
@@ -96,7 +97,7 @@ def settings(database_url: str, base_settings: Settings) -> Settings:
 
 @pytest.fixture
 def store(settings: Settings) -> Iterator[AssessmentStore]:
-    service = AssessmentStore(settings)
+    service = quiet_store(settings)
     yield service
     service.close()
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from assessment_store.config import Settings
+from assessment_store.dispatch import NullDispatcher
 from assessment_store.models import Assessment, AssessmentRequest
 from assessment_store.service import AssessmentStore
 
 _counter = itertools.count()
+
+
+def quiet_store(settings: Settings, **parts: Any) -> AssessmentStore:
+    """A store that publishes nothing (asked for explicitly: the default publishes)."""
+    return AssessmentStore(settings, dispatcher=NullDispatcher(), **parts)
 
 
 def request(**fields: Any) -> AssessmentRequest:

@@ -1,7 +1,8 @@
 """The Celery application, importable as ``workers`` (``celery -A workers worker``).
 
-The queues, tasks and beat schedule arrive with the worker issue; for now the app is
-configured against the settings' broker so ``celery -A workers inspect`` already works.
+``workers.tasks`` runs assessments, ``workers.maintenance`` holds beat's jobs (on
+the ``maintenance`` queue), ``workers.schedule`` their schedule, ``workers.signals``
+the per-process set-up. Everything they do is in ``assessment_store``.
 """
 
 from __future__ import annotations

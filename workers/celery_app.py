@@ -1,74 +1,17 @@
-"""The Celery app and its configuration; every choice here has a reason in a comment."""
+"""The worker's Celery app: the store's shared configuration plus the beat schedule."""
 
 from __future__ import annotations
 
 from celery import Celery
 
+from assessment_store.celery_config import celery_settings
 from assessment_store.config import Settings, get_settings
-from workers.routing import NORMAL_QUEUE, TASK_QUEUES
 from workers.schedule import beat_schedule
-
-# All messages carry one priority so that Redis's priority steps never reorder them:
-# the queue order (high, normal, low) alone decides what runs first.
-UNIFORM_MESSAGE_PRIORITY = 0
 
 
 def configure(app: Celery, settings: Settings) -> None:
     """Apply the store's settings to a Celery app."""
-    visibility = settings.broker_visibility_timeout_seconds
-    app.conf.update(
-        broker_url=settings.effective_broker_url,
-        broker_connection_retry_on_startup=True,
-        broker_connection_timeout=settings.broker_publish_timeout_seconds,
-        broker_transport_options={
-            # Redis emulates acks: an unacked message is delivered again after this.
-            "visibility_timeout": visibility,
-            # Poll queues in the declared order every time (kombu 5.7 keeps it).
-            "queue_order_strategy": "priority",
-            "socket_connect_timeout": settings.broker_publish_timeout_seconds,
-            "socket_timeout": 30,
-            "health_check_interval": 25,
-        },
-        # No result backend (PostgreSQL holds results), but keep the option consistent
-        # should one be configured.
-        result_backend_transport_options={"visibility_timeout": visibility},
-        task_ignore_result=True,
-        task_serializer="json",
-        accept_content=["json"],
-        result_serializer="json",
-        event_serializer="json",
-        timezone="UTC",
-        enable_utc=True,
-        task_queues=TASK_QUEUES,
-        task_default_queue=NORMAL_QUEUE,
-        task_default_priority=UNIFORM_MESSAGE_PRIORITY,
-        # Ack after the task ran, and give the message back if the child died
-        # (SIGKILL, OOM): the claim's compare-and-set makes the redelivery harmless.
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        # Each child reserves one message at a time: a long assessment never holds a
-        # queue of others hostage, and a high-priority arrival is picked up next.
-        worker_prefetch_multiplier=1,
-        # On losing the broker connection, keep running attempts going (Celery's
-        # cancel-on-connection-loss is off on purpose): a redelivered message finds the
-        # row already claimed (compare-and-set) and does nothing, whereas cancelling
-        # would leave each attempt to be rescued as "worker lost" and burn a retry on
-        # every Redis blip, and could repeat a handler's side effects.
-        worker_cancel_long_running_tasks_on_connection_loss=False,
-        # Flower sees workers and tasks.
-        worker_send_task_events=True,
-        task_send_sent_event=True,
-        # A publish may wait briefly for the broker; creation never waits long.
-        task_publish_retry=True,
-        task_publish_retry_policy={
-            "max_retries": 1,
-            "interval_start": 0,
-            "interval_step": 0.2,
-            "interval_max": 0.2,
-        },
-        worker_hijack_root_logger=False,
-        beat_schedule=beat_schedule(settings),
-    )
+    app.conf.update(celery_settings(settings), beat_schedule=beat_schedule(settings))
 
 
 app = Celery(

@@ -4,29 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from assessment_store import maintenance
+from assessment_store.queues import MAINTENANCE_QUEUE, MAINTENANCE_TASK_PREFIX
 from workers.celery_app import app
-from workers.routing import MAINTENANCE_QUEUE
 from workers.runtime import get_store
 
 JOB_OPTIONS: dict[str, Any] = {"queue": MAINTENANCE_QUEUE, "ignore_result": True}
 
 
-@app.task(name="assessment_store.maintenance.rescue", **JOB_OPTIONS)
+@app.task(name=f"{MAINTENANCE_TASK_PREFIX}rescue", **JOB_OPTIONS)
 def rescue() -> int:
-    return maintenance.rescue_lost_attempts(get_store()).affected
+    return get_store().run_maintenance_job("rescue").affected
 
 
-@app.task(name="assessment_store.maintenance.redispatch", **JOB_OPTIONS)
+@app.task(name=f"{MAINTENANCE_TASK_PREFIX}redispatch", **JOB_OPTIONS)
 def redispatch() -> int:
-    return maintenance.redispatch_stale_pending(get_store()).affected
+    return get_store().run_maintenance_job("redispatch").affected
 
 
-@app.task(name="assessment_store.maintenance.retry", **JOB_OPTIONS)
+@app.task(name=f"{MAINTENANCE_TASK_PREFIX}retry", **JOB_OPTIONS)
 def retry() -> int:
-    return maintenance.retry_due_failures(get_store()).affected
+    return get_store().run_maintenance_job("retry").affected
 
 
-@app.task(name="assessment_store.maintenance.retention", **JOB_OPTIONS)
+@app.task(name=f"{MAINTENANCE_TASK_PREFIX}retention", **JOB_OPTIONS)
 def retention() -> int:
-    return maintenance.apply_retention(get_store()).affected
+    return get_store().run_maintenance_job("retention").affected

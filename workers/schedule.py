@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from assessment_store.config import Settings
+from assessment_store.queues import MAINTENANCE_TASK_PREFIX
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -23,7 +24,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
     }
     return {
         f"assessment-store-{job}": {
-            "task": f"assessment_store.maintenance.{job}",
+            "task": f"{MAINTENANCE_TASK_PREFIX}{job}",
             "schedule": interval,
             "options": {"expires": interval},
         }

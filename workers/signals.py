@@ -22,18 +22,21 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @worker_init.connect
-def _serve_metrics(**_: Any) -> None:
-    port = get_settings().worker_metrics_port
+def _serve_metrics(sender: Any = None, **_: Any) -> None:
+    if sender is not None and getattr(sender, "hostname", None):
+        runtime.remember_hostname(str(sender.hostname))
+    settings = get_settings()
+    port, host = settings.worker_metrics_port, settings.worker_metrics_host
     if not port or not os.environ.get(MULTIPROC_ENV):
         return
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     try:
-        start_http_server(port, addr="0.0.0.0", registry=registry)
+        start_http_server(port, addr=host, registry=registry)
     except OSError as exc:
         logger.warning("worker_metrics_unavailable: port %d: %s", port, exc)
         return
-    logger.info("worker_metrics_serving: http://0.0.0.0:%d/metrics", port)
+    logger.info("worker_metrics_serving: http://%s:%d/metrics", host, port)
 
 
 @worker_process_init.connect

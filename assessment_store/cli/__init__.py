@@ -2,7 +2,7 @@
 
 Errors are printed as one line saying what went wrong and what to do, never a
 traceback: exit 1 for a refused operation, 2 for bad input, 3 for a service that is
-down or a database that is not migrated.
+down, a database that is not migrated or a bad configuration (EXIT_CODES).
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ from assessment_store.errors import (
     ConfigurationError,
     StoreUnavailableError,
 )
+
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+EXIT_UNAVAILABLE = 3
+# Codes that mean "your input is wrong" (exit 2); any other refusal exits 1.
+EXIT_CODES = {"VALIDATION_ERROR": EXIT_BAD_INPUT, "PERMANENT_FAILURE": EXIT_BAD_INPUT}
 
 app = typer.Typer(
     name="assessment-store",
@@ -47,13 +53,13 @@ def run(entry: Callable[..., Any], argv: list[str] | None = None) -> int:
         entry(args=argv, standalone_mode=False)
     except ValidationError as exc:
         errors.print(f"[red]error:[/] {_explain_validation(exc)}", highlight=False)
-        return 2
+        return EXIT_BAD_INPUT
     except (StoreUnavailableError, ConfigurationError) as exc:
         errors.print(f"[red]error:[/] {exc}", highlight=False)
-        return 3
+        return EXIT_UNAVAILABLE
     except AssessmentStoreError as exc:
         errors.print(f"[red]error:[/] {exc} ({exc.code})", highlight=False)
-        return 2 if exc.http_status == 422 else 1
+        return EXIT_CODES.get(exc.code, EXIT_REFUSED)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

@@ -24,13 +24,6 @@ from assessment_store.states import AssessmentState
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def producer_store() -> AssessmentStore:
-    """A store that publishes to the workers (imported lazily: Celery is heavy)."""
-    from workers.dispatcher import make_store
-
-    return make_store()
-
-
 def register(app: typer.Typer) -> None:
     app.command()(submit)
     app.command()(status)
@@ -58,7 +51,7 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an assessment (or a batch from --file) and publish it to the workers."""
-    with producer_store() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         if from_file is not None:
             requests = _read_requests(from_file)
             ids = store.batch_create_assessments(requests, created_by=created_by)
@@ -95,7 +88,7 @@ def _read_requests(path: Path) -> list[dict[str, Any]]:
 
 def status(assessment_id: str, as_json: JsonFlag = False) -> None:
     """Show an assessment's current state."""
-    with AssessmentStore() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         current = store.get_state(assessment_id)
     if as_json:
         print_json(current.to_wire())
@@ -109,7 +102,10 @@ def wait(
     as_json: JsonFlag = False,
 ) -> None:
     """Wait until an assessment is finished; exit 1 on timeout."""
-    with AssessmentStore() as store, errors.status(f"waiting for {assessment_id}"):
+    with (
+        AssessmentStore(application_name="assessment-store-cli") as store,
+        errors.status(f"waiting for {assessment_id}"),
+    ):
         current = store.wait_for_completion(assessment_id, timeout=timeout)
     if as_json:
         print_json(current.to_wire())
@@ -123,7 +119,7 @@ def cancel(
     as_json: JsonFlag = False,
 ) -> None:
     """Cancel a pending or running assessment."""
-    with AssessmentStore() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         current = store.cancel_assessment(assessment_id, reason, changed_by="cli")
     if as_json:
         print_json(current.to_wire())
@@ -155,7 +151,7 @@ def list_command(
             "cursor": cursor,
         }
     )
-    with AssessmentStore() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         page = store.list_assessments(filters)
     if as_json:
         print_json(page.to_wire())
@@ -178,7 +174,7 @@ def stats(
     as_json: JsonFlag = False,
 ) -> None:
     """Counts by state, throughput, average processing time, error rate, dead letters."""
-    with AssessmentStore() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         figures = store.get_assessment_stats(window_seconds=window)
     if as_json:
         print_json(figures.to_wire())
@@ -196,7 +192,7 @@ def stats(
 
 def audit(assessment_id: str, as_json: JsonFlag = False) -> None:
     """Show an assessment's audit chain, one row per version."""
-    with AssessmentStore() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         entries = store.get_audit_trail(assessment_id)
     if as_json:
         print_json([e.to_wire() for e in entries])

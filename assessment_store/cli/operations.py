@@ -5,14 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.exc import OperationalError
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from assessment_store.cli.assessments import JsonFlag, producer_store
+from assessment_store import maintenance
+from assessment_store.cli.assessments import JsonFlag
 from assessment_store.cli.output import console, errors, print_json
 from assessment_store.config import get_settings
 from assessment_store.db import migrate as migrations
-from assessment_store.errors import StoreUnavailableError
 from assessment_store.service import AssessmentStore
 
 
@@ -32,13 +31,10 @@ def migrate(
 ) -> None:
     """Bring the database schema to REVISION (alembic upgrade)."""
     url = get_settings().database_url
-    try:
-        if create_database and migrations.ensure_database(url):
-            console.print("created the database")
-        migrations.upgrade(url, revision)
-        current, head = migrations.revisions(url)
-    except OperationalError as exc:
-        raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc.orig}") from exc
+    if create_database and migrations.ensure_database(url):
+        console.print("created the database")
+    migrations.upgrade(url, revision)
+    current, head = migrations.revisions(url)
     console.print(f"database at revision {current} (newest: {head})")
 
 
@@ -61,7 +57,7 @@ def retry_failed(
     as_json: JsonFlag = False,
 ) -> None:
     """Put failed assessments with retries left back to pending now, and publish them."""
-    with producer_store() as store, _progress() as progress:
+    with AssessmentStore(application_name="assessment-store-cli") as store, _progress() as progress:
         task = progress.add_task("retrying failed assessments", total=None)
         ids = store.batch_retry_failed_assessments(
             max_retries, progress=lambda n: progress.update(task, completed=n)
@@ -79,7 +75,7 @@ def cleanup(
     as_json: JsonFlag = False,
 ) -> None:
     """Delete finished assessments (and their audit rows) past the retention period."""
-    with AssessmentStore() as store, _progress() as progress:
+    with AssessmentStore(application_name="assessment-store-cli") as store, _progress() as progress:
         days = store.settings.retention_days if retention_days is None else retention_days
         task = progress.add_task(
             f"deleting finished assessments older than {days:g} days", total=None
@@ -95,7 +91,7 @@ def cleanup(
 
 def health(as_json: JsonFlag = False) -> None:
     """Check PostgreSQL and Redis; exit 1 when anything is down."""
-    with AssessmentStore() as store:
+    with AssessmentStore(application_name="assessment-store-cli") as store:
         status = store.get_health_status()
     if as_json:
         print_json(status.to_wire())
@@ -116,8 +112,6 @@ def maintain(
     as_json: JsonFlag = False,
 ) -> None:
     """Run beat's maintenance jobs now, once (safe alongside a running beat)."""
-    from assessment_store import maintenance
-
     chosen = job or list(maintenance.JOBS)
     unknown = sorted(set(chosen) - set(maintenance.JOBS))
     if unknown:
@@ -126,14 +120,14 @@ def maintain(
             param_hint="--job",
         )
     reports = []
-    with producer_store() as store, _progress() as progress:
+    with AssessmentStore(application_name="assessment-store-cli") as store, _progress() as progress:
         for name in chosen:
             task = progress.add_task(name, total=None)
-            reports.append(
-                maintenance.JOBS[name](
-                    store, progress=lambda n, task=task: progress.update(task, completed=n)
-                )
-            )
+
+            def advance(done: int, task: TaskID = task) -> None:
+                progress.update(task, completed=done)
+
+            reports.append(store.run_maintenance_job(name, progress=advance))
             progress.update(task, description=f"{name} done")
     if as_json:
         print_json(

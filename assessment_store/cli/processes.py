@@ -11,11 +11,9 @@ import typer
 
 from assessment_store.config import get_settings
 from assessment_store.errors import ConfigurationError
+from assessment_store.queues import queue_list
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
-# maintenance first: its jobs are short, and a backlog of low work must not starve
-# rescue, retry and re-dispatch (queues are polled strictly in this order).
-ALL_QUEUES = "maintenance,assessments.high,assessments.normal,assessments.low"
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +32,7 @@ def _exec_celery(arguments: list[str]) -> None:
 def worker(
     ctx: typer.Context,
     queues: Annotated[str, typer.Option(help="comma-separated queues, highest first")] = (
-        ALL_QUEUES
+        queue_list()
     ),
     concurrency: Annotated[int, typer.Option(min=1, help="prefork children")] = 2,
     loglevel: Annotated[str, typer.Option()] = "INFO",
@@ -76,9 +74,10 @@ def flower(
 ) -> None:
     """Run Flower, the Celery monitor, with basic auth from FLOWER_BASIC_AUTH."""
     credentials = get_settings().flower_basic_auth
-    auth: list[str] = []
     if credentials:
-        auth = [f"--basic-auth={credentials}"]
+        # Flower reads its options from the environment too: the credentials never
+        # appear on a command line, where any local user could read them (ps).
+        os.environ["FLOWER_BASIC_AUTH"] = credentials
     elif unauthenticated:
         # Flower's API answers 401 without auth unless told otherwise.
         os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
@@ -87,4 +86,4 @@ def flower(
             "ASSESSMENT_STORE_FLOWER_BASIC_AUTH is not set (user:password): set it, or pass "
             "--unauthenticated to run Flower without auth"
         )
-    _exec_celery(["flower", f"--address={host}", f"--port={port}", *auth, *ctx.args])
+    _exec_celery(["flower", f"--address={host}", f"--port={port}", *ctx.args])

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from assessment_store.cli.assessments import JsonFlag, producer_store
+from assessment_store.cli.assessments import JsonFlag
 from assessment_store.cli.operations import _progress
 from assessment_store.cli.output import console, print_json
 from assessment_store.models import AssessmentFilters
@@ -40,7 +40,7 @@ def export_command(
         states=state, created_after=aware(created_after), created_before=aware(created_before)
     )
     count = 0
-    with AssessmentStore() as store, _progress() as progress:
+    with AssessmentStore(application_name="assessment-store-cli") as store, _progress() as progress:
         task = progress.add_task(f"exporting to {file}", total=None)
         output = sys.stdout if str(file) == "-" else file.open("w", encoding="utf-8")
         try:
@@ -66,7 +66,11 @@ def import_command(
     as_json: JsonFlag = False,
 ) -> None:
     """Validate every line, then import all of them in one transaction (or none)."""
-    with producer_store() as store, _progress() as progress, file.open(encoding="utf-8") as f:
+    with (
+        AssessmentStore(application_name="assessment-store-cli") as store,
+        _progress() as progress,
+        file.open(encoding="utf-8") as f,
+    ):
         task = progress.add_task(f"importing {file}", total=None)
         count = import_lines(store, f, lambda n: progress.update(task, completed=n))
     if as_json:

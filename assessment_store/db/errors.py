@@ -17,7 +17,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-from assessment_store.errors import AssessmentStoreError, StoreUnavailableError
+from assessment_store.errors import DataRejectedError, StoreUnavailableError
 
 # Constraint name -> the field it guards, for messages that name the field.
 CONSTRAINT_FIELDS = {
@@ -30,13 +30,6 @@ CONSTRAINT_FIELDS = {
 }
 UNDEFINED_TABLE = "42P01"
 UNDEFINED_OBJECT = "42704"
-
-
-class DataRejectedError(AssessmentStoreError):
-    """Raised when the database refuses a value its constraints do not allow."""
-
-    code = "VALIDATION_ERROR"
-    http_status = 422
 
 
 def _constraint_name(exc: DBAPIError) -> str | None:

@@ -1,4 +1,7 @@
-"""Running the Alembic migrations from code (the CLI's ``migrate``, tests, benchmarks)."""
+"""Running the Alembic migrations from code (the CLI's ``migrate``, tests, benchmarks).
+
+Database errors are translated like everywhere else (``db.errors``): an unreachable
+server is StoreUnavailableError, never a driver exception."""
 
 from __future__ import annotations
 
@@ -8,8 +11,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, make_url, pool, text
 
+from assessment_store.db.errors import translated_db_errors
 from assessment_store.errors import ConfigurationError
 
 
@@ -36,7 +40,8 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     """``alembic upgrade <revision>``."""
-    command.upgrade(alembic_config(database_url), revision)
+    with translated_db_errors():
+        command.upgrade(alembic_config(database_url), revision)
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:
@@ -49,7 +54,7 @@ def revisions(database_url: str) -> tuple[str | None, str | None]:
     head = ScriptDirectory.from_config(alembic_config(database_url)).get_current_head()
     engine = create_engine(database_url, poolclass=pool.NullPool)
     try:
-        with engine.connect() as conn:
+        with translated_db_errors(), engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
@@ -58,14 +63,12 @@ def revisions(database_url: str) -> tuple[str | None, str | None]:
 
 def ensure_database(database_url: str) -> bool:
     """Create the database named in ``database_url`` if it does not exist; True if made."""
-    from sqlalchemy import make_url, text
-
     url = make_url(database_url)
     admin = create_engine(
         url.set(database="postgres"), poolclass=pool.NullPool, isolation_level="AUTOCOMMIT"
     )
     try:
-        with admin.connect() as conn:
+        with translated_db_errors(), admin.connect() as conn:
             exists = conn.execute(
                 text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": url.database}
             ).first()

@@ -1,4 +1,5 @@
-"""Read-side SQL: filtered, keyset-paginated lists, stats, audit trails in bulk."""
+"""Read-side SQL: filtered, keyset-paginated lists, stats, scrape-time gauges, audit
+trails in bulk, and the audit table read as an event log (``subscribe``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, RowMapping, text
 
-from assessment_store.db.repository import ASSESSMENT_COLUMNS
+from assessment_store.db.predicates import DEAD_LETTER
+from assessment_store.db.transitions import ASSESSMENT_COLUMN_LIST
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +51,7 @@ def list_assessments(conn: Connection, query: ListQuery) -> list[RowMapping]:
         params["after_at"], params["after_id"] = query.after
     clause = ("WHERE " + " AND ".join(where)) if where else ""
     sql = (
-        f"SELECT {ASSESSMENT_COLUMNS} FROM assessment_states {clause} "
+        f"SELECT {ASSESSMENT_COLUMN_LIST} FROM assessment_states {clause} "
         "ORDER BY created_at DESC, assessment_id DESC LIMIT :limit"
     )
     return list(conn.execute(text(sql), params).mappings())
@@ -68,8 +70,7 @@ def fetch_stats(conn: Connection, *, window_seconds: int, created_by: str | None
                   count(*) FILTER (WHERE state = 'completed') AS completed,
                   count(*) FILTER (WHERE state = 'failed') AS failed,
                   count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
-                  count(*) FILTER (WHERE state = 'failed' AND next_retry_at IS NULL)
-                    AS dead_letters,
+                  count(*) FILTER (WHERE {DEAD_LETTER}) AS dead_letters,
                   count(*) FILTER (WHERE state = 'completed' AND completed_at >= cutoff)
                     AS recent_completed,
                   count(*) FILTER (WHERE state = 'failed' AND completed_at >= cutoff)
@@ -115,3 +116,79 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
         {"ids": list(ids)},
     )
     return {row[0] for row in result}
+
+
+def fetch_gauges(conn: Connection) -> RowMapping:
+    """Whole-system gauges: counts by state, the oldest pending age, dead letters."""
+    return (
+        conn.execute(
+            text(
+                f"""
+                SELECT
+                  count(*) FILTER (WHERE state = 'pending') AS pending,
+                  count(*) FILTER (WHERE state = 'processing') AS processing,
+                  count(*) FILTER (WHERE state = 'completed') AS completed,
+                  count(*) FILTER (WHERE state = 'failed') AS failed,
+                  count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                  count(*) FILTER (WHERE {DEAD_LETTER}) AS dead_letters,
+                  coalesce(extract(epoch FROM now() - min(updated_at)
+                                   FILTER (WHERE state = 'pending')), 0)
+                    AS oldest_pending_seconds
+                FROM assessment_states
+                """
+            )
+        )
+        .mappings()
+        .one()
+    )
+
+
+# -- the audit table as an event log ---------------------------------------------
+
+AUDIT_EVENT_COLUMNS = (
+    "id, assessment_id, event, old_state, new_state, version_to, changed_by, "
+    "change_reason, created_at"
+)
+
+
+def audit_position(conn: Connection, window: int) -> tuple[int, set[int]]:
+    """The newest audit id, and which ids of the ``window`` below it are visible (the
+    others may belong to transactions still committing)."""
+    newest = int(
+        conn.execute(text("SELECT coalesce(max(id), 0) FROM assessment_state_audit")).scalar_one()
+    )
+    visible = set(
+        conn.execute(
+            text("SELECT id FROM assessment_state_audit WHERE id > :floor"),
+            {"floor": newest - window},
+        ).scalars()
+    )
+    return newest, visible
+
+
+def audit_events_by_id(conn: Connection, ids: Sequence[int]) -> list[RowMapping]:
+    """The audit rows with these ids that are visible now, by id."""
+    if not ids:
+        return []
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
+                "WHERE id = ANY(:ids) ORDER BY id"
+            ),
+            {"ids": list(ids)},
+        ).mappings()
+    )
+
+
+def audit_events_after(conn: Connection, after: int, limit: int) -> list[RowMapping]:
+    """Up to ``limit`` audit rows with ids above ``after``, by id."""
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {AUDIT_EVENT_COLUMNS} FROM assessment_state_audit "
+                "WHERE id > :after ORDER BY id LIMIT :n"
+            ),
+            {"after": after, "n": limit},
+        ).mappings()
+    )

@@ -1,73 +1,40 @@
-"""SQL of the maintenance sweeps: retry, retention, lease renewal, rescue, re-dispatch.
+"""SQL of the maintenance sweeps: the candidates of retry and rescue, retention, lease
+renewal and re-dispatch.
 
 Each claims rows with FOR UPDATE SKIP LOCKED (or runs under an advisory lock) so two
-runners at once split the work instead of doing it twice.
+runners at once split the work instead of doing it twice. Changing a claimed
+candidate's state is not done here: it is a transition like any other
+(``transitions.apply``), applied to the whole batch at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import Connection, RowMapping, text
 
-from assessment_store.db.repository import ASSESSMENT_COLUMNS
+from assessment_store.db.predicates import FINISHED
 
 
-def retry_failed(
-    conn: Connection,
-    *,
-    max_retries: int,
-    due_only: bool,
-    limit: int,
-    changed_by: str,
-    change_reason: str,
+def claim_failures(
+    conn: Connection, *, max_retries: int, due_only: bool, limit: int
 ) -> list[RowMapping]:
-    """Move failed assessments with retries left back to pending, audited, in one statement.
-
-    Rows are claimed with FOR UPDATE SKIP LOCKED, so two callers at once (two beats)
-    split the work instead of retrying anything twice. ``due_only`` keeps to rows
-    whose ``next_retry_at`` has passed (the scheduled path); otherwise any failed row
-    with retries left is taken (an operator's batch retry).
-    """
+    """Lock failed assessments with retries left (``due_only``: whose next_retry_at has
+    passed, the scheduled path; otherwise any, an operator's batch retry), highest
+    priority and oldest first. Rows locked by another runner (a second beat) are
+    skipped, so two runners split the work instead of retrying anything twice."""
     due = "AND next_retry_at IS NOT NULL AND next_retry_at <= now()" if due_only else ""
-    sql = f"""
-        WITH picked AS (
-            SELECT assessment_id, version FROM assessment_states
+    result = conn.execute(
+        text(
+            f"""
+            SELECT assessment_id, version, retry_count FROM assessment_states
             WHERE state = 'failed' AND retry_count < :max_retries {due}
             ORDER BY priority DESC, completed_at
             LIMIT :limit
             FOR UPDATE SKIP LOCKED
-        ), changed AS (
-            UPDATE assessment_states AS s
-            SET state = 'pending', version = s.version + 1, updated_at = now(),
-                retry_count = s.retry_count + 1, next_retry_at = NULL, completed_at = NULL,
-                error_message = NULL, progress = 0, message = NULL, worker_id = NULL,
-                result_data = NULL
-            FROM picked AS p
-            WHERE s.assessment_id = p.assessment_id AND s.version = p.version
-              AND s.state = 'failed'
-            RETURNING {", ".join("s." + c.strip() for c in ASSESSMENT_COLUMNS.split(","))}
-        ), audited AS (
-            INSERT INTO assessment_state_audit (
-                assessment_id, event, old_state, new_state, version_from, version_to,
-                changed_by, change_reason, created_at)
-            SELECT assessment_id, 'retry', 'failed', 'pending', version - 1, version,
-                   :changed_by, :change_reason || ' (attempt ' || (retry_count + 1) || ')',
-                   updated_at
-            FROM changed
-        )
-        SELECT *, pg_notify('assessment_state', assessment_id || ' pending') AS notified
-        FROM changed
-    """
-    result = conn.execute(
-        text(sql),
-        {
-            "max_retries": max_retries,
-            "limit": limit,
-            "changed_by": changed_by,
-            "change_reason": change_reason,
-        },
+            """
+        ),
+        {"max_retries": max_retries, "limit": limit},
     )
     return list(result.mappings())
 
@@ -75,17 +42,16 @@ def retry_failed(
 def delete_finished_before(conn: Connection, cutoff: datetime, limit: int) -> tuple[list[str], int]:
     """Delete up to ``limit`` finished assessments older than ``cutoff`` with their audit rows.
 
-    Finished means completed, cancelled, or failed with no retry scheduled. Returns
+    Finished is the policy's (completed, cancelled, or a dead letter). Returns
     (the ids deleted, audit rows deleted). Rows locked by someone else are skipped.
     """
     row = conn.execute(
         text(
-            """
+            f"""
             WITH doomed AS (
                 SELECT assessment_id FROM assessment_states
                 WHERE completed_at IS NOT NULL AND completed_at < :cutoff
-                  AND (state IN ('completed', 'cancelled')
-                       OR (state = 'failed' AND next_retry_at IS NULL))
+                  AND {FINISHED}
                 ORDER BY completed_at
                 LIMIT :limit
                 FOR UPDATE SKIP LOCKED
@@ -97,7 +63,7 @@ def delete_finished_before(conn: Connection, cutoff: datetime, limit: int) -> tu
                 WHERE s.assessment_id = d.assessment_id
                 RETURNING s.assessment_id
             )
-            SELECT (SELECT coalesce(array_agg(assessment_id), '{}') FROM deleted),
+            SELECT (SELECT coalesce(array_agg(assessment_id), '{{}}') FROM deleted),
                    (SELECT n FROM audit_count)
             """
         ),
@@ -143,57 +109,6 @@ def claim_lost_attempts(conn: Connection, limit: int) -> list[RowMapping]:
         {"limit": limit},
     )
     return list(result.mappings())
-
-
-def fail_lost_attempts(
-    conn: Connection,
-    lost: Sequence[tuple[str, int, datetime | None, str]],
-    changed_by: str,
-) -> list[str]:
-    """processing -> failed for (id, version, next_retry_at, error) rows, audited."""
-    if not lost:
-        return []
-    result = conn.execute(
-        text(
-            """
-            WITH input AS (
-                SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:versions AS int[]),
-                                     CAST(:retry_ats AS timestamptz[]), CAST(:errors AS text[]))
-                    AS t(assessment_id, version, next_retry_at, error)
-            ), changed AS (
-                UPDATE assessment_states AS s
-                SET state = 'failed', version = s.version + 1, updated_at = now(),
-                    completed_at = now(), error_message = i.error,
-                    next_retry_at = i.next_retry_at
-                FROM input AS i
-                WHERE s.assessment_id = i.assessment_id AND s.version = i.version
-                  AND s.state = 'processing'
-                RETURNING s.assessment_id, s.version, s.updated_at, i.error
-            ), released AS (
-                UPDATE assessment_leases AS l
-                SET worker_id = NULL, lease_expires_at = NULL, heartbeat_at = NULL
-                FROM changed AS c WHERE l.assessment_id = c.assessment_id
-            ), audited AS (
-                INSERT INTO assessment_state_audit (
-                    assessment_id, event, old_state, new_state, version_from, version_to,
-                    changed_by, change_reason, created_at)
-                SELECT assessment_id, 'fail', 'processing', 'failed', version - 1, version,
-                       :changed_by, 'rescued: ' || error, updated_at
-                FROM changed
-            )
-            SELECT assessment_id, pg_notify('assessment_state', assessment_id || ' failed')
-            FROM changed
-            """
-        ),
-        {
-            "ids": [row[0] for row in lost],
-            "versions": [row[1] for row in lost],
-            "retry_ats": [row[2] for row in lost],
-            "errors": [row[3] for row in lost],
-            "changed_by": changed_by,
-        },
-    )
-    return [row[0] for row in result]
 
 
 def try_job_lock(conn: Connection, job: str) -> bool:

@@ -41,6 +41,7 @@ from assessment_store.demo.processes import (
 from assessment_store.http.auth import Role, issue_token
 from assessment_store.models import Assessment, AssessmentRequest
 from assessment_store.percentiles import percentile
+from assessment_store.queues import ASSESSMENT_QUEUES, queue_list
 from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
 
@@ -53,7 +54,6 @@ DEMO_TUNING = {
     "redispatch_after_seconds": 10.0,
 }
 LIVE_ROWS = 16
-QUEUES = "maintenance,assessments.high,assessments.normal,assessments.low"
 
 
 @dataclass
@@ -220,10 +220,13 @@ def running_system(
         },
     )
     children = [
-        celery_worker("worker-high", env, log_dir, queues="assessments.high", concurrency=1),
-        celery_worker("worker-normal", env, log_dir, queues="assessments.normal", concurrency=1),
-        celery_worker("worker-low", env, log_dir, queues="assessments.low", concurrency=1),
-        celery_worker("worker-shared", env, log_dir, queues=QUEUES, concurrency=2),
+        *(
+            celery_worker(
+                f"worker-{queue.rpartition('.')[2]}", env, log_dir, queues=queue, concurrency=1
+            )
+            for queue in ASSESSMENT_QUEUES
+        ),
+        celery_worker("worker-shared", env, log_dir, queues=queue_list(), concurrency=2),
         celery_beat("beat", env, log_dir),
         api_server("api", env, log_dir, endpoints.api_port),
         ChildProcess(
@@ -233,9 +236,9 @@ def running_system(
                 "flower",
                 "--address=127.0.0.1",
                 f"--port={endpoints.flower_port}",
-                f"--basic-auth=demo:{endpoints.flower_password}",
             ],
-            env,
+            # Credentials through the environment, never on a command line (ps shows it).
+            {**env, "FLOWER_BASIC_AUTH": f"demo:{endpoints.flower_password}"},
             log_dir,
             ready_marker="Visit me at",
         ),
@@ -263,8 +266,6 @@ def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Consol
         console.print("created the database")
     migrate.upgrade(settings.database_url)
     console.print("schema migrated to head")
-    from workers.dispatcher import make_store
-
     with ExitStack() as stack:
         work_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="as-demo-")))
         cert, key, _, _ = targets.make_certificate(work_dir, names=["localhost"])
@@ -281,7 +282,7 @@ def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Consol
         )
         with console.status("starting workers (one per band, one shared), beat, API, Flower"):
             stack.enter_context(running_system(settings, log_dir, compliance_port, endpoints))
-        store: AssessmentStore = make_store(settings)
+        store = AssessmentStore(settings, application_name="assessment-store-demo")
         stack.callback(store.close)
         plan = plan_batch(http_port, tls_port, rounds)
         started = time.monotonic()

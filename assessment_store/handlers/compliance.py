@@ -17,7 +17,7 @@ import pybreaker
 
 from assessment_store.config import Settings
 from assessment_store.errors import PermanentAssessmentError
-from assessment_store.execution import HandlerContext
+from assessment_store.handlers.context import HandlerContext
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 

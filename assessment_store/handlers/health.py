@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from assessment_store.execution import HandlerContext
+from assessment_store.handlers.context import HandlerContext
 from assessment_store.handlers.targets import Target, parse_target
 
 DEEP_SCAN_PROBES = 5

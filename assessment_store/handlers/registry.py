@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 from assessment_store.errors import ConfigurationError
+from assessment_store.handlers.context import Handler
 
 BUILTIN_HANDLERS: Mapping[str, str] = {
     "health": "assessment_store.handlers.health:run",
@@ -21,8 +21,6 @@ BUILTIN_HANDLERS: Mapping[str, str] = {
 }
 TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-Handler = Callable[[Any], dict[str, Any]]
 
 
 def parse_handler_setting(setting: str) -> dict[str, str]:

@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
-from assessment_store.execution import HandlerContext
+from assessment_store.handlers.context import HandlerContext
 from assessment_store.handlers.targets import parse_target
 
 EXPIRY_WARNING_DAYS = 30

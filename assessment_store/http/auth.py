@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from assessment_store.errors import AssessmentStoreError
+from assessment_store.errors import ForbiddenError, UnauthorizedError
 
 ALGORITHM = "HS256"
 # Used only when the API or the token command is run with --dev, never otherwise.
@@ -25,20 +25,6 @@ class Role(StrEnum):
     PRODUCER = "producer"
     VIEWER = "viewer"
     ADMIN = "admin"
-
-
-class UnauthorizedError(AssessmentStoreError):
-    """Raised when a request carries no valid bearer token."""
-
-    code = "UNAUTHORIZED"
-    http_status = 401
-
-
-class ForbiddenError(AssessmentStoreError):
-    """Raised when the caller's role may not do this."""
-
-    code = "FORBIDDEN"
-    http_status = 403
 
 
 @dataclass(frozen=True)
@@ -74,7 +60,10 @@ def authenticate(secret: str, authorization: str | None) -> Principal:
         raise UnauthorizedError("Authorization header must be 'Bearer <token>'")
     try:
         claims = jwt.decode(
-            token.strip(), secret, algorithms=[ALGORITHM], options={"require": ["sub", "role"]}
+            token.strip(),
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["sub", "role", "exp"]},
         )
     except jwt.ExpiredSignatureError:
         raise UnauthorizedError("token expired") from None

@@ -20,6 +20,21 @@ from assessment_store.errors import AssessmentStoreError
 
 logger = logging.getLogger("assessment_store.http")
 
+# Each domain error code's HTTP status: the HTTP edge's decision, nobody else's.
+STATUS_OF_CODE = {
+    "ASSESSMENT_NOT_FOUND": 404,
+    "ASSESSMENT_TIMEOUT": 408,
+    "INVALID_STATE_TRANSITION": 409,
+    "VERSION_CONFLICT": 409,
+    "ASSESSMENT_CONFLICT": 409,
+    "ASSESSMENT_CANCELLED": 409,
+    "ATTEMPT_SUPERSEDED": 409,
+    "VALIDATION_ERROR": 422,
+    "PERMANENT_FAILURE": 422,
+    "UNAUTHORIZED": 401,
+    "FORBIDDEN": 403,
+    "STORE_UNAVAILABLE": 503,
+}
 HTTP_CODES = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
@@ -57,7 +72,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(AssessmentStoreError)
     async def _domain(request: Request, exc: AssessmentStoreError) -> JSONResponse:
-        status = exc.http_status
+        status = STATUS_OF_CODE.get(exc.code, 500)
         if status >= 500:
             logger.warning("request_failed: %s %s: %s", request.method, request.url.path, exc)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

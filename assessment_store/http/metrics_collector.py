@@ -8,14 +8,13 @@ from collections.abc import Iterator
 import redis
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from sqlalchemy import text
 
+from assessment_store.queues import ALL_QUEUES
 from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
 
 logger = logging.getLogger("assessment_store.metrics")
 
-QUEUES = ("assessments.high", "assessments.normal", "assessments.low", "maintenance")
 # kombu's Redis transport keeps each priority step of a queue in its own list.
 REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
@@ -38,29 +37,11 @@ class SystemCollector(Collector):
             "assessmentstore_dead_letters", "Failed assessments with no retry coming"
         )
         try:
-            with self.store.engines.replica.connect() as conn:
-                rows: dict[str, int] = {
-                    str(state): int(count)
-                    for state, count in conn.execute(
-                        text("SELECT state::text, count(*) FROM assessment_states GROUP BY state")
-                    )
-                }
-                age = conn.execute(
-                    text(
-                        "SELECT coalesce(extract(epoch FROM now() - min(updated_at)), 0) "
-                        "FROM assessment_states WHERE state = 'pending'"
-                    )
-                ).scalar_one()
-                dead_letters = conn.execute(
-                    text(
-                        "SELECT count(*) FROM assessment_states "
-                        "WHERE state = 'failed' AND next_retry_at IS NULL"
-                    )
-                ).scalar_one()
+            gauges = self.store.get_system_gauges()
             for state in AssessmentState:
-                by_state.add_metric([state.value], float(rows.get(state.value, 0)))
-            oldest.add_metric([], float(age))
-            dead.add_metric([], float(dead_letters))
+                by_state.add_metric([state.value], float(gauges.counts_by_state.get(state, 0)))
+            oldest.add_metric([], gauges.oldest_pending_seconds)
+            dead.add_metric([], float(gauges.dead_letters))
             yield by_state
             yield oldest
             yield dead
@@ -75,14 +56,14 @@ class SystemCollector(Collector):
             )
             try:
                 with client.pipeline() as pipe:
-                    for queue in QUEUES:
+                    for queue in ALL_QUEUES:
                         for suffix in REDIS_PRIORITY_SUFFIXES:
                             pipe.llen(queue + suffix)
                     lengths = pipe.execute()
             finally:
                 client.close()
             per_queue = len(REDIS_PRIORITY_SUFFIXES)
-            for index, queue in enumerate(QUEUES):
+            for index, queue in enumerate(ALL_QUEUES):
                 depth.add_metric(
                     [queue], float(sum(lengths[index * per_queue : (index + 1) * per_queue]))
                 )

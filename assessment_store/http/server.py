@@ -10,6 +10,7 @@ from assessment_store.config import ENV_PREFIX, MIN_JWT_SECRET_BYTES, Settings, 
 from assessment_store.errors import ConfigurationError
 from assessment_store.http.app import create_app
 from assessment_store.http.auth import DEVELOPMENT_SECRET
+from assessment_store.service import AssessmentStore
 
 logger = logging.getLogger("assessment_store.http")
 
@@ -35,9 +36,7 @@ def jwt_secret_for(settings: Settings) -> str:
 
 def app_from_environment() -> FastAPI:
     """The API for this process's settings, publishing to the Celery workers."""
-    from workers.dispatcher import make_store
-
     settings = get_settings()
     secret = jwt_secret_for(settings)
-    store = make_store(settings, application_name="assessment-store-api")
+    store = AssessmentStore(settings, application_name="assessment-store-api")
     return create_app(store, secret, max_body_bytes=settings.api_max_body_bytes)

@@ -3,20 +3,19 @@
 A waiter registers with the process's notifier and sleeps on an asyncio event; the
 listener thread sets it (thread-safely) when the assessment changes. Reading the row
 happens in the threadpool, briefly, so a thousand waiters hold no connections while
-they wait.
+they wait. The loop's decisions are the store's (``assessment_store.waiting``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 
 from starlette.concurrency import run_in_threadpool
 
-from assessment_store.errors import AssessmentTimeoutError
 from assessment_store.models import Assessment
-from assessment_store.service import WAIT_RECHECK_SECONDS, AssessmentStore
+from assessment_store.service import AssessmentStore
+from assessment_store.waiting import WaitLoop
 
 
 async def wait_for_completion(
@@ -29,18 +28,16 @@ async def wait_for_completion(
     def wake(_id: str, _state: str) -> None:
         loop.call_soon_threadsafe(woken.set)
 
+    plan = WaitLoop(assessment_id, timeout, store.wait_recheck_seconds)
     watch = store.notifier.watch(assessment_id, wake)
-    deadline = time.monotonic() + timeout
     try:
         while True:
             current = await run_in_threadpool(store.get_fresh_state, assessment_id, owner=owner)
-            if current.is_finished:
+            pause = plan.pause(current)
+            if pause is None:
                 return current
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssessmentTimeoutError(assessment_id, timeout, current.state.value)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), min(remaining, WAIT_RECHECK_SECONDS))
+                await asyncio.wait_for(woken.wait(), pause)
             woken.clear()
     finally:
         watch.cancel()

@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from assessment_store.config import get_settings
-from assessment_store.execution import HandlerContext
+from assessment_store.handlers.context import HandlerContext
 from workers.celery_app import app
 
 COUNTER_KEY = "bench:raw-noop-done"

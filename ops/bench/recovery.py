@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from celery import Celery
 from sqlalchemy import text
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
@@ -27,13 +26,12 @@ from assessment_store.demo.processes import (
     celery_worker,
     child_environment,
 )
+from assessment_store.queues import queue_list
 from ops.bench.common import scratch_database
-from workers.celery_app import configure
-from workers.dispatcher import CeleryDispatcher
 
 BENCH_REDIS_DB = 11
 ROOT = Path(__file__).resolve().parents[2]
-QUEUES = "maintenance,assessments.high,assessments.normal,assessments.low"
+QUEUES = queue_list()
 SHORT = {
     "lease_seconds": 2.0,
     "redispatch_after_seconds": 3.0,
@@ -56,9 +54,7 @@ def system(tuning: dict[str, float]) -> Iterator[tuple[AssessmentStore, dict[str
             handlers="sleepy=ops.bench.plugins:sleepy",
             **tuning,
         )
-        app = Celery("recovery-producer")
-        configure(app, settings)
-        store = AssessmentStore(settings, dispatcher=CeleryDispatcher(app))
+        store = AssessmentStore(settings)
         stack.callback(store.close)
         yield store, child_environment(settings), Path(logs)
 

@@ -21,15 +21,15 @@ from sqlalchemy import create_engine, pool, text
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
 from assessment_store.demo.processes import celery_worker, child_environment
+from assessment_store.publishing import CeleryDispatcher
+from assessment_store.queues import ASSESSMENT_QUEUES, NORMAL_QUEUE, queue_list
 from ops.bench.common import scratch_database
 from ops.bench.plugins import COUNTER_KEY
 from workers.celery_app import configure
-from workers.dispatcher import CeleryDispatcher
-from workers.routing import NORMAL_QUEUE
 
 BENCH_REDIS_DB = 10
 ROOT = Path(__file__).resolve().parents[2]
-QUEUES = "assessments.high,assessments.normal,assessments.low"
+QUEUES = queue_list(ASSESSMENT_QUEUES)
 
 
 def _wait(condition: Any, timeout: float = 300) -> None:
@@ -134,7 +134,7 @@ def main() -> None:
         env = child_environment(settings)
         app = Celery("bench-producer")
         configure(app, settings)
-        store = AssessmentStore(settings, dispatcher=CeleryDispatcher(app))
+        store = AssessmentStore(settings, dispatcher=CeleryDispatcher(settings, app))
         raw_rates: list[float] = []
         store_rates: list[float] = []
         with celery_worker(

@@ -8,15 +8,13 @@ from pathlib import Path
 
 import pytest
 import redis
-from celery import Celery
 from sqlalchemy import make_url
 
 from assessment_store import Assessment, AssessmentStore, load_settings
 from assessment_store.config import Settings
 from assessment_store.demo.processes import child_environment
+from assessment_store.queues import queue_list
 from tests.acceptance.processes import CeleryProcess, beat, worker
-from workers.celery_app import configure
-from workers.dispatcher import CeleryDispatcher
 
 # The acceptance tests own this Redis database and flush it around every test.
 ACCEPTANCE_REDIS_DB = 9
@@ -67,13 +65,11 @@ def system_env(system_settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def producer(system_settings: Settings) -> Iterator[AssessmentStore]:
-    """A store that publishes to the test broker, as a producer service would."""
-    app = Celery("acceptance-producer")
-    configure(app, system_settings)
-    store = AssessmentStore(system_settings, dispatcher=CeleryDispatcher(app))
+    """A store made as a producer service makes it (no dispatcher given): it publishes
+    to the test broker after every commit."""
+    store = AssessmentStore(system_settings)
     yield store
     store.close()
-    app.close()
 
 
 @pytest.fixture
@@ -92,7 +88,7 @@ def start_worker(
     def start(
         name: str = "w1",
         *,
-        queues: str = "maintenance,assessments.high,assessments.normal,assessments.low",
+        queues: str = queue_list(),
         concurrency: int = 2,
         env: dict[str, str] | None = None,
     ) -> CeleryProcess:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from assessment_store.execution import HandlerContext
+from assessment_store.handlers.context import HandlerContext
 
 
 def noop(ctx: HandlerContext) -> dict[str, Any]:

@@ -8,11 +8,12 @@ from collections.abc import Callable
 from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentState, AssessmentStore
+from assessment_store.dispatch import dispatch_item
+from assessment_store.queues import RUN_ASSESSMENT_TASK
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import CeleryProcess
 from tests.chain import audit_chain_problems
 from tests.factories import request
-from workers.dispatcher import RUN_ASSESSMENT_TASK
 
 FINISHED = {AssessmentState.COMPLETED, AssessmentState.CANCELLED}
 
@@ -38,14 +39,10 @@ def test_the_same_task_delivered_twice_completes_once_and_logs_no_error(
         request(assessment_type="sleepy", server_name="sleep:0.5")
     )
     # A second, duplicate message for the same assessment, as a redelivery would be.
-    producer.publish(
-        [
-            producer.dispatch_item(
-                raw_conn.execute(text("SELECT * FROM assessment_states")).mappings().one()
-            )
-        ]
+    stored = producer.get_state(assessment_id)
+    producer.runtime.publish(
+        [dispatch_item(assessment_id, stored.priority, stored.request_data, producer.settings)]
     )
-    raw_conn.rollback()
     process = start_worker(concurrency=2)
     [final] = wait_for(producer, [assessment_id], lambda a: a.state in FINISHED, 60)
     assert final.state is AssessmentState.COMPLETED

@@ -18,14 +18,14 @@ from assessment_store import (
 )
 from assessment_store.cache import KEY_PREFIX, StateCache
 from assessment_store.config import Settings
-from tests.factories import processing, request
+from tests.factories import processing, quiet_store, request
 
 TTL_SECONDS = 0.5
 
 
 @pytest.fixture
 def cached_store(settings: Settings) -> Iterator[AssessmentStore]:
-    store = AssessmentStore(
+    store = quiet_store(
         load_settings(
             database_url=settings.database_url,
             redis_url=settings.redis_url,
@@ -123,7 +123,7 @@ def test_readers_never_see_a_version_older_than_the_ttl_allows(
 
 
 def test_with_redis_down_the_cache_steps_aside(settings: Settings) -> None:
-    store = AssessmentStore(
+    store = quiet_store(
         load_settings(
             database_url=settings.database_url,
             redis_url="redis://127.0.0.1:1/0",

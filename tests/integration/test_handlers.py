@@ -20,12 +20,12 @@ from assessment_store.demo.targets import (
 from assessment_store.execution import Outcome, run_attempt
 from assessment_store.handlers import compliance
 from assessment_store.handlers.security import hostname_matches
-from tests.factories import request
+from tests.factories import quiet_store, request
 
 
 def attempt(store: AssessmentStore, **fields: Any) -> tuple[Outcome, Any]:
     assessment_id = store.create_assessment(request(**fields))
-    outcome = run_attempt(store, assessment_id, "w")
+    outcome = run_attempt(store.runtime, assessment_id, "w")
     return outcome, store.get_state(assessment_id)
 
 
@@ -167,7 +167,7 @@ def compliance_store(settings: Settings) -> Iterator[tuple[AssessmentStore, list
             compliance_breaker_failures=2,
             compliance_breaker_reset_seconds=60,
         )
-        store = AssessmentStore(tuned)
+        store = quiet_store(tuned)
         yield store, calls
         store.close()
     compliance._breakers.clear()

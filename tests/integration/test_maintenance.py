@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentState, AssessmentStore, StoreUnavailableError, load_settings
-from tests.factories import failed, processing, request
+from tests.factories import failed, processing, quiet_store, request
 
 
 def age(conn: Connection, assessment_id: str, days: int) -> None:
@@ -76,9 +76,7 @@ def test_health_reports_database_and_redis(store: AssessmentStore) -> None:
 
 
 def test_health_reports_an_unreachable_redis_without_raising(database_url: str) -> None:
-    store = AssessmentStore(
-        load_settings(database_url=database_url, redis_url="redis://127.0.0.1:1/0")
-    )
+    store = quiet_store(load_settings(database_url=database_url, redis_url="redis://127.0.0.1:1/0"))
     status = store.get_health_status()
     store.close()
     assert not status.healthy
@@ -87,7 +85,7 @@ def test_health_reports_an_unreachable_redis_without_raising(database_url: str) 
 
 
 def test_an_unmigrated_database_says_to_migrate(empty_database_url: str) -> None:
-    store = AssessmentStore(load_settings(database_url=empty_database_url))
+    store = quiet_store(load_settings(database_url=empty_database_url))
     try:
         with pytest.raises(StoreUnavailableError, match="assessment-store migrate"):
             store.create_assessment(request())
@@ -96,7 +94,7 @@ def test_an_unmigrated_database_says_to_migrate(empty_database_url: str) -> None
 
 
 def test_an_unreachable_database_is_a_store_unavailable_error() -> None:
-    store = AssessmentStore(
+    store = quiet_store(
         load_settings(database_url="postgresql+psycopg2://postgres@127.0.0.1:1/nowhere")
     )
     try:

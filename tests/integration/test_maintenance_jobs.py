@@ -11,7 +11,7 @@ from sqlalchemy import Connection, text
 from assessment_store import AssessmentState, AssessmentStore, VersionConflictError, load_settings
 from assessment_store.config import Settings
 from assessment_store.dispatch import DispatchItem
-from assessment_store.maintenance import redispatch_stale_pending, rescue_lost_attempts
+from assessment_store.maintenance import redispatch_stale_pending
 from tests.chain import audit_chain_problems
 from tests.factories import processing, request
 
@@ -26,6 +26,9 @@ class RecordingDispatcher:
     def dispatch(self, items: Sequence[DispatchItem]) -> None:
         with self._lock:
             self.items.extend(items)
+
+    def close(self) -> None:
+        return None
 
 
 @pytest.fixture
@@ -72,7 +75,7 @@ def test_an_expired_lease_is_rescued_into_the_retry_path(
     lost = processing(jobs_store)
     alive = processing(jobs_store)
     expire_lease(raw_conn, lost.assessment_id)
-    report = rescue_lost_attempts(jobs_store)
+    report = jobs_store.run_maintenance_job("rescue")
     assert report.affected == 1
     got = jobs_store.get_state(lost.assessment_id)
     assert got.state is AssessmentState.FAILED and got.next_retry_at is not None
@@ -90,7 +93,7 @@ def test_a_rescued_attempt_that_finishes_late_cannot_overwrite_the_rescue(
 ) -> None:
     lost = processing(jobs_store)
     expire_lease(raw_conn, lost.assessment_id)
-    rescue_lost_attempts(jobs_store)
+    jobs_store.run_maintenance_job("rescue")
     with pytest.raises(VersionConflictError):
         jobs_store.complete_assessment(
             lost.assessment_id, {"late": True}, expected_version=lost.version
@@ -109,7 +112,7 @@ def test_two_rescuers_at_once_rescue_each_attempt_once(
 
     def rescuer() -> None:
         barrier.wait()
-        counts.append(rescue_lost_attempts(jobs_store).affected)
+        counts.append(jobs_store.run_maintenance_job("rescue").affected)
 
     threads = [threading.Thread(target=rescuer) for _ in range(2)]
     for thread in threads:
@@ -135,12 +138,14 @@ def test_stale_pending_assessments_are_published_again_highest_priority_first(
     backdate(raw_conn, 5)
     fresh = jobs_store.create_assessment(request(priority=10))
     recorder.items.clear()
-    report = redispatch_stale_pending(jobs_store)
+    report = jobs_store.run_maintenance_job("redispatch")
     assert report.affected == 3
     assert [i.assessment_id for i in recorder.items] == [high, mid, low]
     assert fresh not in {i.assessment_id for i in recorder.items}
     assert started not in {i.assessment_id for i in recorder.items}
-    assert redispatch_stale_pending(jobs_store).affected == 0, "just re-published: not again yet"
+    assert jobs_store.run_maintenance_job("redispatch").affected == 0, (
+        "just re-published: not again yet"
+    )
     counts: dict[str, int] = dict(
         raw_conn.execute(
             text(
@@ -158,8 +163,8 @@ def test_redispatch_works_through_the_backlog_in_bounded_batches(
     ids = jobs_store.batch_create_assessments([request() for _ in range(8)])
     backdate(raw_conn, 5)
     recorder.items.clear()
-    assert redispatch_stale_pending(jobs_store, max_batches=2).affected == 6
-    assert redispatch_stale_pending(jobs_store).affected == 2
+    assert redispatch_stale_pending(jobs_store.runtime, max_batches=2).affected == 6
+    assert jobs_store.run_maintenance_job("redispatch").affected == 2
     assert sorted(i.assessment_id for i in recorder.items) == sorted(ids)
 
 
@@ -173,7 +178,7 @@ def test_two_redispatchers_at_once_publish_each_assessment_once(
 
     def runner() -> None:
         barrier.wait()
-        redispatch_stale_pending(jobs_store)
+        jobs_store.run_maintenance_job("redispatch")
 
     threads = [threading.Thread(target=runner) for _ in range(2)]
     for thread in threads:

@@ -8,15 +8,15 @@ import time
 import pytest
 from sqlalchemy import Connection, text
 
-from assessment_store import AssessmentState, AssessmentStore, service
+from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.notify import ANY_ASSESSMENT, StateNotifier
 from tests.factories import processing, request
 
 
 @pytest.fixture
-def no_rechecks(monkeypatch: pytest.MonkeyPatch) -> None:
+def no_rechecks(store: AssessmentStore) -> None:
     """Waiters never re-check on their own: only a notification can wake them."""
-    monkeypatch.setattr(service, "WAIT_RECHECK_SECONDS", 120.0)
+    store.wait_recheck_seconds = 120.0
 
 
 def complete_later(store: AssessmentStore, assessment_id: str, delay: float) -> threading.Thread:

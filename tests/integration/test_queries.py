@@ -16,7 +16,8 @@ from assessment_store import (
     AssessmentStore,
     AssessmentTimeoutError,
 )
-from assessment_store.pagination import InvalidCursorError
+from assessment_store.errors import InvalidCursorError
+from assessment_store.http.errors import STATUS_OF_CODE
 from tests.factories import failed, processing, request
 
 
@@ -135,7 +136,8 @@ def test_wait_times_out_naming_the_current_state(store: AssessmentStore) -> None
     with pytest.raises(AssessmentTimeoutError, match="processing") as caught:
         store.wait_for_completion(started.assessment_id, timeout=0.3)
     assert time.monotonic() - began >= 0.3
-    assert caught.value.code == "ASSESSMENT_TIMEOUT" and caught.value.http_status == 408
+    assert caught.value.code == "ASSESSMENT_TIMEOUT"
+    assert STATUS_OF_CODE[caught.value.code] == 408
 
 
 def test_wait_keeps_waiting_through_a_failure_that_will_be_retried(

@@ -13,10 +13,11 @@ from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentFilters, AssessmentState, AssessmentStore, load_settings
 from assessment_store.config import Settings
-from assessment_store.transfer import ImportRejectedError, export_lines, import_lines
+from assessment_store.errors import ImportRejectedError
+from assessment_store.transfer import export_lines, import_lines
 from tests.chain import audit_chain_problems
 from tests.databases import create_database, drop_database, unique_name
-from tests.factories import failed, processing, request
+from tests.factories import failed, processing, quiet_store, request
 
 
 def populate(store: AssessmentStore) -> None:
@@ -51,7 +52,7 @@ def snapshot(conn: Connection) -> list[tuple[object, ...]]:
 def second_store(base_settings: Settings, template_database: str) -> Iterator[AssessmentStore]:
     name = unique_name("assessment_store_import")
     url = create_database(base_settings.database_url, name, template=template_database)
-    store = AssessmentStore(load_settings(database_url=url))
+    store = quiet_store(load_settings(database_url=url))
     yield store
     store.close()
     drop_database(base_settings.database_url, name)

@@ -15,6 +15,7 @@ from assessment_store import (
     InvalidStateTransitionError,
     VersionConflictError,
 )
+from assessment_store.http.errors import STATUS_OF_CODE
 from tests.chain import audit_chain_problems
 from tests.factories import failed, processing, request
 
@@ -105,7 +106,8 @@ def test_a_transition_outside_the_table_is_refused_and_changes_nothing(
     before = snapshot(raw_conn, assessment_id)
     with pytest.raises(InvalidStateTransitionError) as caught:
         attempt(store, assessment_id)  # type: ignore[operator]
-    assert caught.value.code == "INVALID_STATE_TRANSITION" and caught.value.http_status == 409
+    assert caught.value.code == "INVALID_STATE_TRANSITION"
+    assert STATUS_OF_CODE[caught.value.code] == 409
     assert snapshot(raw_conn, assessment_id) == before
 
 
@@ -189,7 +191,8 @@ def test_only_due_failures_are_retried_by_the_scheduled_path(store: AssessmentSt
             ),
             {"id": not_yet.assessment_id},
         )
-    assert store.retry_due_assessments() == [due.assessment_id]
+    assert store.run_maintenance_job("retry").affected == 1
+    assert store.get_state(due.assessment_id).state is AssessmentState.PENDING
     assert store.get_state(not_yet.assessment_id).state is AssessmentState.FAILED
 
 

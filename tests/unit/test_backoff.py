@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assessment_store.backoff import backoff_ceiling_seconds, retry_delay_seconds
+from assessment_store.policy import backoff_ceiling_seconds, retry_delay_seconds
 
 counts = st.integers(min_value=0, max_value=10_000)
 bases = st.floats(min_value=0.001, max_value=3600, allow_nan=False)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from celery import Celery
 
-from assessment_store.cli.processes import ALL_QUEUES as CLI_QUEUES
-from assessment_store.config import load_settings
+from assessment_store.celery_config import celery_settings
+from assessment_store.config import Settings, load_settings
+from assessment_store.publishing import CeleryDispatcher
+from assessment_store.queues import ALL_QUEUES, MAINTENANCE_QUEUE, queue_for_priority, queue_list
 from workers.celery_app import configure
-from workers.routing import ALL_QUEUES, MAINTENANCE_QUEUE, queue_for_priority
 
 
 def configured() -> Celery:
@@ -37,7 +38,7 @@ def test_the_visibility_timeout_is_the_same_everywhere() -> None:
 
 def test_maintenance_is_polled_first_so_a_low_backlog_cannot_starve_it() -> None:
     assert ALL_QUEUES[0] == MAINTENANCE_QUEUE
-    assert CLI_QUEUES.split(",")[0] == MAINTENANCE_QUEUE
+    assert queue_list().split(",")[0] == MAINTENANCE_QUEUE
     assert ALL_QUEUES[1:] == ("assessments.high", "assessments.normal", "assessments.low")
 
 
@@ -50,3 +51,18 @@ def test_priorities_map_to_the_spec_bands() -> None:
         8: "assessments.high",
         10: "assessments.high",
     }
+
+
+def test_producers_publish_with_exactly_the_workers_delivery_settings() -> None:
+    settings = load_settings(broker_visibility_timeout_seconds=4321)
+    producer = CeleryDispatcher(settings)._celery()
+    worker = configured_with(settings)
+    for key in celery_settings(settings):
+        assert producer.conf[key] == worker.conf[key], key
+    assert producer.conf.broker_transport_options["visibility_timeout"] == 4321
+
+
+def configured_with(settings: Settings) -> Celery:
+    app = Celery("config-test-2")
+    configure(app, settings)
+    return app

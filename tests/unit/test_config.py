@@ -39,7 +39,7 @@ def test_defaults_match_the_spec() -> None:
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.redis_url == DEFAULT_REDIS_URL
     assert settings.effective_broker_url == DEFAULT_REDIS_URL
-    assert settings.effective_read_database_url == DEFAULT_DATABASE_URL
+    assert settings.read_database_url is None
     assert settings.max_retries == 3
     assert settings.retry_backoff_seconds < settings.retry_backoff_max_seconds
     assert settings.lease_seconds > 0 and settings.retention_days > 0

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from assessment_store.pagination import InvalidCursorError, decode_cursor, encode_cursor
+from assessment_store.errors import InvalidCursorError
+from assessment_store.pagination import decode_cursor, encode_cursor
 
 
 def test_a_cursor_round_trips_its_position() -> None:

@@ -1,0 +1,123 @@
+"""The composition root: the one place the store's parts are made and wired together.
+
+``AssessmentStore(...)`` asks :func:`assemble` for its :class:`Runtime`; the HTTP app,
+the CLI, the demo, workers and benchmarks all get their store that way. Defaults:
+settings from the environment, engines made lazily per process, the Celery
+publisher (a store made without an explicit dispatcher publishes every assessment
+after its commit), the handlers of ``ASSESSMENT_STORE_HANDLERS``, and the Redis read
+cache when ``CACHE_ENABLED``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TypeVar
+
+from sqlalchemy import Connection
+
+from assessment_store.cache import StateCache
+from assessment_store.config import Settings, get_settings
+from assessment_store.db.engine import Engines, run_read
+from assessment_store.db.errors import translated_db_errors
+from assessment_store.dispatch import Dispatcher, DispatchItem
+from assessment_store.handlers.registry import HandlerRegistry
+from assessment_store.notify import StateNotifier
+from assessment_store.publishing import CeleryDispatcher
+
+logger = logging.getLogger("assessment_store.service")
+T = TypeVar("T")
+
+
+class Runtime:
+    """A store's parts and the plumbing every use case shares: transactions, reads,
+    publishing after commit, the LISTEN connection, the cache."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engines: Engines,
+        dispatcher: Dispatcher,
+        handlers: HandlerRegistry,
+        cache: StateCache | None,
+    ) -> None:
+        self.settings = settings
+        self.engines = engines
+        self.dispatcher = dispatcher
+        self.handlers = handlers
+        self.cache = cache
+        self._notifier: StateNotifier | None = None
+        self._notifier_lock = threading.Lock()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One transaction on the primary, database errors translated to domain errors."""
+        with translated_db_errors(), self.engines.primary.begin() as conn:
+            yield conn
+
+    def read(self, query: Callable[[Connection], T], *, replica: bool = False) -> T:
+        """A read-only query: on the primary (read-your-writes) or the replica (lists,
+        stats, gauges), database errors translated."""
+        engine = self.engines.replica if replica else self.engines.reader
+        with translated_db_errors():
+            return run_read(engine, query)
+
+    def publish(self, items: Sequence[DispatchItem]) -> None:
+        """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps)."""
+        if not items:
+            return
+        try:
+            self.dispatcher.dispatch(items)
+        except Exception:
+            logger.warning(
+                "dispatch_failed: %d assessment(s) stay pending until re-dispatch",
+                len(items),
+                exc_info=True,
+            )
+
+    @property
+    def notifier(self) -> StateNotifier:
+        """This process's LISTEN connection for push-based waiting (started on first use)."""
+        with self._notifier_lock:
+            if self._notifier is None:
+                self._notifier = StateNotifier(self.settings.database_url)
+            return self._notifier
+
+    def close(self) -> None:
+        """Release this process's connections: database, LISTEN, broker, cache."""
+        with self._notifier_lock:
+            if self._notifier is not None:
+                self._notifier.close()
+                self._notifier = None
+        if self.cache is not None:
+            self.cache.close()
+        self.dispatcher.close()
+        self.engines.dispose()
+
+
+def assemble(
+    settings: Settings | None = None,
+    *,
+    engines: Engines | None = None,
+    dispatcher: Dispatcher | None = None,
+    handlers: HandlerRegistry | None = None,
+    application_name: str = "assessment-store",
+) -> Runtime:
+    """A store's runtime; anything not given is made from ``settings`` (the
+    environment's by default). ``application_name`` labels the database connections
+    (pg_stat_activity)."""
+    settings = settings or get_settings()
+    cache = (
+        StateCache(settings.redis_url, settings.cache_ttl_seconds, settings.retention_days)
+        if settings.cache_enabled
+        else None
+    )
+    return Runtime(
+        settings=settings,
+        engines=engines or Engines(settings, application_name=application_name),
+        dispatcher=dispatcher or CeleryDispatcher(settings),
+        handlers=handlers or HandlerRegistry.from_setting(settings.handlers),
+        cache=cache,
+    )

@@ -1,0 +1,69 @@
+"""Publishing assessments to the Celery queues: the store's default Dispatcher.
+
+The Celery app behind it is made on the first publish (importing Celery costs a
+few hundred milliseconds that a read-only command never needs), from the same
+configuration as the workers' (``celery_config``). The worker package is never
+imported: messages are sent by task name.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from assessment_store.celery_config import celery_settings
+from assessment_store.config import Settings
+from assessment_store.dispatch import DispatchItem
+from assessment_store.policy import time_limits
+from assessment_store.queues import RUN_ASSESSMENT_TASK, queue_for_priority
+
+logger = logging.getLogger("assessment_store.publishing")
+
+
+class CeleryDispatcher:
+    """Publishes ``run_assessment`` messages, one broker connection for a whole batch.
+
+    ``app`` is an existing Celery app to publish with (a worker's own); without one, a
+    producer app is made on first use."""
+
+    def __init__(self, settings: Settings, app: Any = None) -> None:
+        self._settings = settings
+        self._app = app
+        self._owns_app = app is None
+        self._lock = threading.Lock()
+
+    def _celery(self) -> Any:
+        with self._lock:
+            if self._app is None:
+                from celery import Celery  # heavy: only once something is published
+
+                app = Celery("assessment-store-producer", set_as_current=False)
+                app.conf.update(celery_settings(self._settings))
+                self._app = app
+            return self._app
+
+    def dispatch(self, items: Sequence[DispatchItem]) -> None:
+        if not items:
+            return
+        app = self._celery()
+        task = app.signature(RUN_ASSESSMENT_TASK)
+        with app.producer_or_acquire() as producer:
+            for item in items:
+                soft, hard = time_limits(item.timeout_seconds)
+                task.apply_async(
+                    args=(item.assessment_id,),
+                    queue=queue_for_priority(item.priority),
+                    soft_time_limit=soft,
+                    time_limit=hard,
+                    producer=producer,
+                )
+        logger.debug("dispatched %d assessment(s)", len(items))
+
+    def close(self) -> None:
+        """Release the producer app's broker connections (not a borrowed app's)."""
+        with self._lock:
+            if self._owns_app and self._app is not None:
+                self._app.close()
+                self._app = None
