@@ -20,7 +20,16 @@ from tests.acceptance.processes import CeleryProcess, beat, worker
 ACCEPTANCE_REDIS_DB = 9
 PLUGINS = ",".join(
     f"{name}=tests.acceptance.plugins:{name}"
-    for name in ("noop", "sleepy", "flaky", "always_fails")
+    for name in (
+        "noop",
+        "sleepy",
+        "flaky",
+        "always_fails",
+        "held",
+        "sleeper",
+        "chatty",
+        "stubborn",
+    )
 )
 
 

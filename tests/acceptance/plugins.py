@@ -5,6 +5,7 @@ The request's ``serverName`` carries the test's instructions (e.g. ``sleep:0.5``
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -34,3 +35,52 @@ def flaky(ctx: HandlerContext) -> dict[str, Any]:
 def always_fails(ctx: HandlerContext) -> dict[str, Any]:
     """Fail every attempt (retries run out: a dead letter)."""
     raise RuntimeError(f"attempt {ctx.attempt} failed")
+
+
+HOLD_ENV = "ASSESSMENT_TEST_HOLD"
+# Upper bound on how long a test handler keeps going on its own (the test ends it first).
+SAFETY_SECONDS = 120.0
+
+
+def held(ctx: HandlerContext) -> dict[str, Any]:
+    """Report 50% "held", then, on a worker started with ASSESSMENT_TEST_HOLD=1, never
+    finish: such a worker is provably still running the attempt when a test kills it.
+    Elsewhere, finish at once."""
+    ctx.report_progress(50, "held")
+    if os.environ.get(HOLD_ENV) == "1":
+        deadline = time.monotonic() + SAFETY_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(0.05)
+        raise RuntimeError("held for too long: the test should have killed this worker")
+    return {"held": False, "attempt": ctx.attempt}
+
+
+def sleeper(ctx: HandlerContext) -> dict[str, Any]:
+    """Sleep (no progress reports) until the time limit stops it."""
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+    return {"slept": True}
+
+
+def chatty(ctx: HandlerContext) -> dict[str, Any]:
+    """Report progress back to back until the time limit stops it: the limit lands in
+    the middle of a progress write more often than not."""
+    deadline = time.monotonic() + SAFETY_SECONDS
+    step = 0
+    while time.monotonic() < deadline:
+        step += 1
+        ctx.report_progress(step % 100, f"step {step}")
+    return {"steps": step}
+
+
+def stubborn(ctx: HandlerContext) -> dict[str, Any]:
+    """Swallow the soft time limit (as a careless ``except BaseException`` would) and keep
+    going: only the hard limit, which kills the child, ends it."""
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            time.sleep(0.05)
+        except BaseException:
+            continue
+    return {"survived": True}

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, text
 from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.config import Settings
 from tests.acceptance.conftest import wait_for
+from tests.acceptance.plugins import HOLD_ENV
 from tests.acceptance.processes import CeleryProcess
 from tests.chain import audit_chain_problems, count_in_state
 from tests.factories import request
@@ -86,20 +87,21 @@ def test_flushall_with_assessments_in_flight_loses_none_of_them(
 
 def test_an_assessment_on_a_worker_killed_for_good_completes_through_rescue(
     producer: AssessmentStore,
+    system_env: dict[str, str],
     start_worker: Callable[..., CeleryProcess],
     start_beat: Callable[..., CeleryProcess],
     raw_conn: Connection,
 ) -> None:
-    # Given a worker part-way through an assessment, and another worker and beat running
-    doomed = start_worker("doomed", concurrency=1)
-    assessment_id = producer.create_assessment(
-        request(assessment_type="sleepy", server_name="sleep:4", priority=9)
-    )
-    [running] = wait_for(producer, [assessment_id], lambda a: a.progress >= 10, 30)
+    # Given a worker that holds an assessment and can never finish it (so it is
+    # provably still running when killed), and another worker and beat running
+    doomed = start_worker("doomed", concurrency=1, env={**system_env, HOLD_ENV: "1"})
+    assessment_id = producer.create_assessment(request(assessment_type="held", priority=9))
+    [running] = wait_for(producer, [assessment_id], lambda a: a.message == "held", 30)
     assert running.worker_id is not None and running.worker_id.startswith("doomed@")
     start_worker("survivor")
     start_beat()
     # When the worker running it is SIGKILLed and never restarted
+    assert producer.get_state(assessment_id).state is AssessmentState.PROCESSING
     doomed.kill()
     # Then rescue fails the lost attempt, retry re-queues it, and the survivor completes it
     [final] = wait_for(

@@ -9,6 +9,7 @@ from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentState, AssessmentStore
 from tests.acceptance.conftest import wait_for
+from tests.acceptance.plugins import HOLD_ENV
 from tests.acceptance.processes import CeleryProcess
 from tests.chain import audit_chain_problems, count_in_state
 from tests.factories import request
@@ -16,23 +17,26 @@ from tests.factories import request
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
     producer: AssessmentStore,
+    system_env: dict[str, str],
     start_worker: Callable[..., CeleryProcess],
     start_beat: Callable[..., CeleryProcess],
     raw_conn: Connection,
 ) -> None:
-    # Given 100 slow assessments and a worker that is part-way through them
-    ids = producer.batch_create_assessments(
-        [request(assessment_type="sleepy", server_name="sleep:0.4") for _ in range(100)]
-    )
-    doomed = start_worker("doomed", concurrency=4)
+    # Given 100 assessments and a worker part-way through them: it has completed the
+    # first 20, and each of its 4 children holds one of 4 it can never finish (so
+    # they are provably in flight when it dies); 76 more wait in the queue
+    requests = [request(assessment_type="sleepy", server_name="sleep:0.1") for _ in range(100)]
+    for index in range(20, 24):
+        requests[index] = request(assessment_type="held")
+    ids = producer.batch_create_assessments(requests)
+    doomed = start_worker("doomed", concurrency=4, env={**system_env, HOLD_ENV: "1"})
     deadline = time.monotonic() + 60
-    while count_in_state(raw_conn, "completed") < 15:
-        assert time.monotonic() < deadline, "the first worker made no progress"
-        time.sleep(0.1)
-    # When it is SIGKILLed (main process and children) with attempts in flight
-    in_flight = count_in_state(raw_conn, "processing")
+    while _held(raw_conn) < 4:
+        assert time.monotonic() < deadline, "the first worker never reached the held ones"
+        time.sleep(0.05)
+    # When it is SIGKILLed (main process and children) with those attempts in flight
+    assert count_in_state(raw_conn, "completed") >= 1
     doomed.kill()
-    assert in_flight > 0, "the kill must land while attempts are running"
     # And another worker and beat carry on
     start_worker("survivor", concurrency=4)
     start_beat()
@@ -53,7 +57,7 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
             "WHERE changed_by = 'maintenance.rescue'"
         )
     ).scalar_one()
-    assert rescued >= 1, "the killed attempts came back through rescue"
+    assert rescued == 4, "the 4 killed attempts came back through rescue"
     assert audit_chain_problems(raw_conn) == []
 
 
@@ -66,15 +70,30 @@ def test_a_high_priority_assessment_overtakes_a_backlog_of_low_ones(
     low = producer.batch_create_assessments(
         [request(assessment_type="noop", priority=1) for _ in range(300)]
     )
-    # When a high-priority one is created last and one worker serves all bands
+    # When a high-priority one is created last and one worker (one child, so it takes
+    # one message at a time) serves all bands
     high = producer.create_assessment(request(assessment_type="noop", priority=9))
-    start_worker(concurrency=2)
+    start_worker(concurrency=1)
     wait_for(producer, [*low, high], lambda a: a.state is AssessmentState.COMPLETED, 120)
-    # Then it finishes among the first few
+    # Then it is the first one the worker runs: it polls the high queue first
     order = list(
         raw_conn.execute(
-            text("SELECT assessment_id FROM assessment_states ORDER BY completed_at, assessment_id")
+            text(
+                "SELECT assessment_id FROM assessment_state_audit WHERE event = 'start' "
+                "ORDER BY created_at, id"
+            )
         ).scalars()
     )
     rank = order.index(high) + 1
-    assert rank <= 5, f"high-priority assessment finished {rank}th of {len(order)}"
+    assert rank == 1, f"high-priority assessment started {rank}th of {len(order)}"
+
+
+def _held(conn: Connection) -> int:
+    """Assessments a worker is holding (the ``held`` handler at 50%)."""
+    count = conn.execute(
+        text(
+            "SELECT count(*) FROM assessment_states WHERE state = 'processing' AND message = 'held'"
+        )
+    ).scalar_one()
+    conn.rollback()
+    return int(count)

@@ -45,7 +45,11 @@ def test_connections_dropped_mid_batch_lose_nothing_and_double_nothing(
         time.sleep(0.05)
     # When every connection to the database is cut, twice, while work is running
     killed = drop_every_other_connection(raw_conn)
-    time.sleep(1.5)
+    # (the second cut lands once the workers have provably reconnected: more completed)
+    recovered_from = count_in_state(raw_conn, "completed")
+    while recovered_from == count_in_state(raw_conn, "completed") < len(ids):
+        assert time.monotonic() < deadline, "no work completed after the first cut"
+        time.sleep(0.05)
     killed += drop_every_other_connection(raw_conn)
     assert killed > 0
     # And the producer keeps creating (its pool must recover on its own)

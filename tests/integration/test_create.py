@@ -144,3 +144,25 @@ def test_a_timeout_the_broker_would_redeliver_within_is_refused(store: Assessmen
     limit = store.settings.broker_visibility_timeout_seconds
     with pytest.raises(InvalidInputError, match="timeout"):
         store.create_assessment(request(timeout=limit + 1))
+
+
+@pytest.mark.parametrize(("field", "value"), [("timeout", 0.5), ("timeout", 1e-300)])
+def test_a_timeout_too_small_to_run_is_refused_naming_the_field_and_the_minimum(
+    store: AssessmentStore, raw_conn: Connection, field: str, value: float
+) -> None:
+    from assessment_store import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="at least 1 second") as caught:
+        store.create_assessment(request(**{field: value}))
+    assert caught.value.field == "timeout"
+    assert count_rows(raw_conn) == (0, 0)
+
+
+def test_a_too_small_options_timeout_is_refused_naming_options_timeout(
+    store: AssessmentStore,
+) -> None:
+    from assessment_store import AssessmentOptions, InvalidInputError
+
+    with pytest.raises(InvalidInputError) as caught:
+        store.create_assessment(request(options=AssessmentOptions(timeout=0.2)))
+    assert caught.value.field == "options.timeout"

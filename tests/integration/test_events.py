@@ -46,10 +46,16 @@ def test_a_subscriber_gets_only_the_types_it_asked_for(store: AssessmentStore) -
         kept = store.create_assessment(request())
         gone = store.create_assessment(request())
         store.cancel_assessment(gone, "no")
-        assert wait_until(lambda: len(received) == 1)
-        time.sleep(0.2)
-    assert [(e.type, e.assessment_id) for e in received] == [("assessment.cancelled", gone)]
-    assert kept != gone
+        # A last cancellation after everything else: events arrive in order, so once it
+        # is delivered, any unwanted event before it would have been delivered too.
+        last = store.create_assessment(request())
+        store.cancel_assessment(last, "sentinel")
+        assert wait_until(lambda: len(received) >= 2)
+    assert [(e.type, e.assessment_id) for e in received] == [
+        ("assessment.cancelled", gone),
+        ("assessment.cancelled", last),
+    ]
+    assert kept not in {e.assessment_id for e in received}
 
 
 def test_events_of_a_large_burst_all_arrive(store: AssessmentStore) -> None:
@@ -96,8 +102,13 @@ def test_after_close_nothing_is_delivered_and_the_thread_ends(store: AssessmentS
     subscription.close()
     assert not subscription.active
     assert store.notifier.watch_count == 0, "unsubscribing leaves no watch behind"
-    processing(store)
-    time.sleep(0.3)
+    # A second, open subscription proves the event was published and delivered: the
+    # closed one would have had it by then.
+    witness: list[AssessmentEventMessage] = []
+    with store.subscribe(["assessment.started"], witness.append, poll_interval_seconds=0.05):
+        started = processing(store)
+        assert wait_until(lambda: len(witness) == 1)
+    assert witness[0].assessment_id == started.assessment_id
     assert received == []
     assert not any(t.name == "assessment-events" and t.is_alive() for t in threading.enumerate())
 

@@ -54,6 +54,7 @@ def test_many_waiters_share_one_listen_connection(
     deadline = time.monotonic() + 10
     while store.notifier.watch_count < 50 and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert store.notifier.watch_count == 50, "every waiter is watching before completion"
     listeners = raw_conn.execute(
         text(
             "SELECT count(*) FROM pg_stat_activity "
