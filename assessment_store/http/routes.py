@@ -17,6 +17,7 @@ from assessment_store.http.schemas import (
     CancelRequest,
     CreatedResponse,
     ErrorResponse,
+    RetryRequest,
 )
 from assessment_store.models import (
     Assessment,
@@ -130,6 +131,26 @@ def cancel_assessment(
     return store.cancel_assessment(
         assessment_id,
         body.reason if body else None,
+        owner=caller.owner,
+        changed_by=caller.subject,
+        expected_version=body.expected_version if body else None,
+    )
+
+
+@router.post(
+    "/assessments/{assessment_id}/retry", response_model=Assessment, response_model_by_alias=True
+)
+def retry_assessment(
+    assessment_id: str,
+    store: Store,
+    caller: Caller,
+    body: Annotated[RetryRequest | None, Body()] = None,
+) -> Assessment:
+    """Put a failed assessment back to pending now (also when its automatic retries are
+    used up); with ``expectedVersion``, only if nobody changed it since that version."""
+    caller.require(*WRITERS)
+    return store.retry_assessment(
+        assessment_id,
         owner=caller.owner,
         changed_by=caller.subject,
         expected_version=body.expected_version if body else None,

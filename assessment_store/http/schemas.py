@@ -29,6 +29,11 @@ class CancelRequest(WireModel):
     expected_version: int | None = Field(default=None, ge=1)
 
 
+class RetryRequest(WireModel):
+    # Retry only if the assessment is still at this version (else 409 VERSION_CONFLICT).
+    expected_version: int | None = Field(default=None, ge=1)
+
+
 class AuditTrailResponse(WireModel):
     assessment_id: str
     entries: list[AuditEntry]

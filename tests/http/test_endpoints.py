@@ -128,6 +128,35 @@ def test_cancel_with_a_reason(client: TestClient) -> None:
     assert again.json()["error"]["code"] == "INVALID_STATE_TRANSITION"
 
 
+def test_retry_puts_a_dead_letter_back_to_pending_with_a_compare_and_set(
+    client: TestClient, store: AssessmentStore
+) -> None:
+    assessment_id = create(client)
+    store.start_processing(assessment_id, "w1")
+    dead = store.fail_assessment(assessment_id, "no route to host", permanent=True)
+    assert dead.is_finished
+    stale = client.post(
+        f"/v1/assessments/{assessment_id}/retry",
+        headers=ALICE,
+        json={"expectedVersion": dead.version - 1},
+    )
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "VERSION_CONFLICT"
+    assert client.post(f"/v1/assessments/{assessment_id}/retry", headers=BOB).status_code == 404
+    response = client.post(
+        f"/v1/assessments/{assessment_id}/retry",
+        headers=ALICE,
+        json={"expectedVersion": dead.version},
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["state"], body["retryCount"], body["errorMessage"]) == ("pending", 1, None)
+    trail = store.get_audit_trail(assessment_id)
+    assert (trail[-1].event, trail[-1].changed_by) == ("retry", "alice")
+    again = client.post(f"/v1/assessments/{assessment_id}/retry", headers=ALICE)
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "INVALID_STATE_TRANSITION"
+
+
 def test_audit_and_stats(client: TestClient, store: AssessmentStore) -> None:
     assessment_id = create(client)
     store.start_processing(assessment_id, "w1")

@@ -80,3 +80,45 @@ def _error_names() -> list[str]:
 def test_modules_stay_small() -> None:
     sizes = {str(p.relative_to(PACKAGE)): len(source_of(p).splitlines()) for p in MODULES}
     assert {name: n for name, n in sizes.items() if n > 450} == {}
+
+
+def _imports_of(path: Path) -> set[str]:
+    """The assessment_store modules a module imports (module-level or not)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source_of(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            base = node.module
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("assessment_store")}
+
+
+def test_the_package_has_no_import_cycles() -> None:
+    def module_name(path: Path) -> str:
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+    names = {module_name(p): p for p in MODULES}
+    graph = {
+        name: {dep for dep in _imports_of(path) if dep in names and dep != name}
+        for name, path in names.items()
+        if name != "assessment_store"  # the public facade re-exports everything
+    }
+    graph = {name: deps - {"assessment_store"} for name, deps in graph.items()}
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        assert name not in visiting, " -> ".join([*visiting[visiting.index(name) :], name])
+        visiting.append(name)
+        for dep in sorted(graph.get(name, ())):
+            visit(dep)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
