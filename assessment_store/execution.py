@@ -242,21 +242,8 @@ def record_timeout(runtime: Runtime, assessment_id: str, worker_id: str) -> Outc
     if current.state is not AssessmentState.PROCESSING or current.worker_id != worker_id:
         logger.info("timeout_after_end: %s is %s", assessment_id, current.state.value)
         return Outcome.SUPERSEDED
-    timeout = policy.attempt_timeout_seconds(
-        current.request_data.requested_timeout_seconds, runtime.settings
-    )
-    try:
-        changes.fail(
-            runtime,
-            assessment_id,
-            timeout_message(timeout),
-            permanent=False,
-            changed_by=worker_id,
-            attempt=Attempt(worker_id, current.retry_count),
-        )
-    except NOT_OURS:
+    if not _fail_timed_out(runtime, current, worker_id):
         return Outcome.SUPERSEDED
-    logger.warning("attempt_timed_out: %s after %gs", assessment_id, timeout)
     return Outcome.TIMED_OUT
 
 
@@ -272,24 +259,35 @@ def fail_overrun_attempt(runtime: Runtime, assessment_id: str, hostname: str) ->
         or current.started_at is None
     ):
         return False
-    timeout = policy.attempt_timeout_seconds(
-        current.request_data.requested_timeout_seconds, runtime.settings
-    )
     ran = time.time() - current.started_at.timestamp()
-    if ran < timeout:
+    if ran < _timeout_of(runtime, current):
         return False  # a later attempt, started after the killed one
+    metrics.ERRORS.labels("timeout").inc()
+    return _fail_timed_out(runtime, current, current.worker_id or "")
+
+
+def _timeout_of(runtime: Runtime, assessment: Assessment) -> float:
+    return policy.attempt_timeout_seconds(
+        assessment.request_data.requested_timeout_seconds, runtime.settings
+    )
+
+
+def _fail_timed_out(runtime: Runtime, current: Assessment, worker_id: str) -> bool:
+    """Fail ``current``'s running attempt (``worker_id``'s) as timed out; False when it
+    moved on meanwhile."""
+    timeout = _timeout_of(runtime, current)
     try:
         changes.fail(
             runtime,
-            assessment_id,
+            current.assessment_id,
             timeout_message(timeout),
             permanent=False,
-            changed_by=current.worker_id or hostname,
-            attempt=Attempt(current.worker_id or "", current.retry_count),
+            changed_by=worker_id,
+            attempt=Attempt(worker_id, current.retry_count),
         )
     except NOT_OURS:
         return False
-    metrics.ERRORS.labels("timeout").inc()
+    logger.warning("attempt_timed_out: %s after %gs", current.assessment_id, timeout)
     return True
 
 

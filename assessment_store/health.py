@@ -6,9 +6,7 @@ import time
 from collections.abc import Callable
 
 import redis
-from sqlalchemy import Engine
 
-from assessment_store.db import repository
 from assessment_store.models import ComponentHealth, HealthStatus, utc_now
 
 __all__ = ["ComponentHealth", "check", "check_database", "check_redis"]
@@ -25,14 +23,9 @@ def _timed(probe: Callable[[], None]) -> ComponentHealth:
     return ComponentHealth(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
-def check_database(engine: Engine) -> ComponentHealth:
-    """One round trip on a pooled connection."""
-
-    def probe() -> None:
-        with engine.connect() as conn:
-            repository.ping(conn)
-
-    return _timed(probe)
+def check_database(ping: Callable[[], None]) -> ComponentHealth:
+    """One round trip (``ping``) to PostgreSQL, timed."""
+    return _timed(ping)
 
 
 def check_redis(url: str) -> ComponentHealth:
@@ -50,9 +43,9 @@ def check_redis(url: str) -> ComponentHealth:
     return _timed(probe)
 
 
-def check(engine: Engine, redis_url: str) -> HealthStatus:
+def check(ping_database: Callable[[], None], redis_url: str) -> HealthStatus:
     """The store's health: healthy only when every component answered."""
-    components = {"database": check_database(engine), "redis": check_redis(redis_url)}
+    components = {"database": check_database(ping_database), "redis": check_redis(redis_url)}
     return HealthStatus(
         healthy=all(c.ok for c in components.values()),
         components=components,

@@ -227,7 +227,7 @@ class AssessmentStore:
 
     def get_health_status(self) -> HealthStatus:
         """Whether PostgreSQL and Redis answer, with latencies."""
-        return health.check(self.engines.primary, self.settings.redis_url)
+        return health.check(lambda: self.runtime.read(repository.ping), self.settings.redis_url)
 
     def subscribe(
         self,

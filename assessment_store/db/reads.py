@@ -11,6 +11,12 @@ from sqlalchemy import Connection, RowMapping, text
 
 from assessment_store.db.predicates import DEAD_LETTER
 from assessment_store.db.transitions import ASSESSMENT_COLUMN_LIST
+from assessment_store.states import AssessmentState
+
+# One count per state, each named after its state.
+STATE_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE state = '{state.value}') AS {state.value}" for state in AssessmentState
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +71,7 @@ def fetch_stats(conn: Connection, *, window_seconds: int, created_by: str | None
             text(
                 f"""
                 SELECT
-                  count(*) FILTER (WHERE state = 'pending') AS pending,
-                  count(*) FILTER (WHERE state = 'processing') AS processing,
-                  count(*) FILTER (WHERE state = 'completed') AS completed,
-                  count(*) FILTER (WHERE state = 'failed') AS failed,
-                  count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                  {STATE_COUNTS},
                   count(*) FILTER (WHERE {DEAD_LETTER}) AS dead_letters,
                   count(*) FILTER (WHERE state = 'completed' AND completed_at >= cutoff)
                     AS recent_completed,
@@ -125,11 +127,7 @@ def fetch_gauges(conn: Connection) -> RowMapping:
             text(
                 f"""
                 SELECT
-                  count(*) FILTER (WHERE state = 'pending') AS pending,
-                  count(*) FILTER (WHERE state = 'processing') AS processing,
-                  count(*) FILTER (WHERE state = 'completed') AS completed,
-                  count(*) FILTER (WHERE state = 'failed') AS failed,
-                  count(*) FILTER (WHERE state = 'cancelled') AS cancelled,
+                  {STATE_COUNTS},
                   count(*) FILTER (WHERE {DEAD_LETTER}) AS dead_letters,
                   coalesce(extract(epoch FROM now() - min(updated_at)
                                    FILTER (WHERE state = 'pending')), 0)

@@ -29,6 +29,7 @@ PLUGINS = ",".join(
         "sleeper",
         "chatty",
         "stubborn",
+        "gated",
     )
 )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 from assessment_store.handlers.context import HandlerContext
@@ -84,3 +85,14 @@ def stubborn(ctx: HandlerContext) -> dict[str, Any]:
         except BaseException:
             continue
     return {"survived": True}
+
+
+def gated(ctx: HandlerContext) -> dict[str, Any]:
+    """Report "at the gate", wait until the file named by ``gate:PATH`` exists, then
+    return at once: the test decides the moment the attempt completes."""
+    gate = Path((ctx.request.server_name or "gate:").partition(":")[2])
+    ctx.report_progress(50, "at the gate")
+    deadline = time.monotonic() + SAFETY_SECONDS
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return {"gated": True}

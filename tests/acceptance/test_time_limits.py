@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
@@ -97,14 +98,14 @@ def test_a_limit_that_strikes_while_the_claim_waits_fails_the_attempt(
     )
     worker = start_worker(env={**system_env, "ASSESSMENT_STORE_MAX_RETRIES": "0"})
     deadline = time.monotonic() + 60
-    while _claims_waiting_on_a_lock(raw_conn) == 0:
+    while _worker_writes_waiting_on_a_lock(raw_conn) == 0:
         assert time.monotonic() < deadline, "the claim never waited: " + worker.log()[-2000:]
         time.sleep(0.05)
     # When the limit strikes while the claim waits, and the lock is released after it
     while "Soft time limit" not in worker.log():
         assert time.monotonic() < deadline, "the soft limit never struck: " + worker.log()[-2000:]
         time.sleep(0.05)
-    assert _claims_waiting_on_a_lock(raw_conn) == 1, "the claim was still waiting"
+    assert _worker_writes_waiting_on_a_lock(raw_conn) == 1, "the claim was still waiting"
     raw_conn.commit()
     # Then the attempt ends failed, naming the limit, recorded by the worker
     [final] = wait_for(producer, [assessment_id], lambda a: a.is_finished, 60)
@@ -115,7 +116,47 @@ def test_a_limit_that_strikes_while_the_claim_waits_fails_the_attempt(
     assert audit_chain_problems(raw_conn) == []
 
 
-def _claims_waiting_on_a_lock(conn: Connection) -> int:
+def test_a_limit_that_strikes_while_the_completion_waits_fails_the_attempt(
+    producer: AssessmentStore,
+    system_env: dict[str, str],
+    start_worker: Callable[..., CeleryProcess],
+    raw_conn: Connection,
+    tmp_path: Path,
+) -> None:
+    # Given a handler that finishes the moment a gate opens, its row locked by a test
+    # transaction, so that its completion waits on the lock
+    worker = start_worker(env={**system_env, "ASSESSMENT_STORE_MAX_RETRIES": "0"})
+    gate = tmp_path / "gate"
+    assessment_id = producer.create_assessment(
+        request(assessment_type="gated", server_name=f"gate:{gate}", timeout=8)
+    )
+    wait_for(producer, [assessment_id], lambda a: a.message == "at the gate", 60)
+    raw_conn.execute(
+        text("SELECT 1 FROM assessment_states WHERE assessment_id = :id FOR UPDATE"),
+        {"id": assessment_id},
+    )
+    gate.touch()
+    deadline = time.monotonic() + 60
+    while _worker_writes_waiting_on_a_lock(raw_conn) == 0:
+        assert time.monotonic() < deadline, "the completion never waited: " + worker.log()[-2000:]
+        time.sleep(0.05)
+    assert "Soft time limit" not in worker.log(), "the limit struck before the completion"
+    # When the 8 s limit strikes while the completion waits, and the lock is released
+    while "Soft time limit" not in worker.log():
+        assert time.monotonic() < deadline, "the soft limit never struck: " + worker.log()[-2000:]
+        time.sleep(0.05)
+    raw_conn.commit()
+    # Then the attempt ends failed, naming the limit; its result is not recorded
+    [final] = wait_for(producer, [assessment_id], lambda a: a.is_finished, 60)
+    assert final.state is AssessmentState.FAILED, worker.log()[-3000:]
+    assert final.error_message == "timed out: the attempt exceeded its 8s time limit"
+    assert final.result_data is None
+    fails, starts = fails_and_starts(producer, assessment_id)
+    assert starts == 1 and fails == [final.worker_id]
+    assert audit_chain_problems(raw_conn) == []
+
+
+def _worker_writes_waiting_on_a_lock(conn: Connection) -> int:
     """Worker backends of this database waiting for a lock (read from another
     connection: this one holds the lock)."""
     engine = conn.engine
