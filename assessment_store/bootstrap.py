@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from assessment_store.cache import StateCache
 from assessment_store.config import Settings, get_settings
@@ -51,11 +51,34 @@ class Runtime:
         self._notifier: StateNotifier | None = None
         self._notifier_lock = threading.Lock()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Connection]:
-        """One transaction on the primary, database errors translated to domain errors."""
-        with translated_db_errors(), self.engines.primary.begin() as conn:
-            yield conn
+    def transact(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work`` in one transaction on the primary and commit; database errors
+        translated to domain errors.
+
+        Connections are not pinged before use (a round trip per transaction): if the
+        pooled connection turns out dead (PostgreSQL restarted) while ``work`` runs,
+        the transaction never committed (the server rolled it back with the
+        connection), so it is run once more on a fresh one. A failure at commit is
+        never retried: its outcome is unknown.
+        """
+        with translated_db_errors():
+            for attempt in (1, 2):
+                with self.engines.primary.connect() as conn:
+                    transaction = conn.begin()
+                    try:
+                        result = work(conn)
+                    except DBAPIError as exc:
+                        transaction.rollback()
+                        if exc.connection_invalidated and attempt == 1:
+                            logger.info("transaction_retried: the connection had died")
+                            continue
+                        raise
+                    except BaseException:
+                        transaction.rollback()
+                        raise
+                    transaction.commit()
+                    return result
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def read(self, query: Callable[[Connection], T], *, replica: bool = False) -> T:
         """A read-only query: on the primary (read-your-writes) or the replica (lists,

@@ -72,13 +72,17 @@ def transition(
     ``explain`` turns a step whose guard did not match into the error to raise (single
     changes); without it such steps are skipped (sweeps, where losing a race is fine).
     """
-    with runtime.transaction() as conn:
+
+    def work(conn: Connection) -> tuple[Sequence[Step], list[RowMapping]]:
         steps = plan(conn)
         rows = transitions.apply(
             conn, event, steps, fixed=fixed, lease_seconds=runtime.settings.lease_seconds
         )
         if explain is not None and len(rows) < len(steps):
             raise explain(conn)
+        return steps, rows
+
+    steps, rows = runtime.transact(work)
     changed = [to_assessment(row) for row in rows]
     if event is not AssessmentEvent.PROGRESS:
         sources = {step.assessment_id: step.source for step in steps}

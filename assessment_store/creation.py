@@ -38,11 +38,15 @@ def create(runtime: Runtime, requests: Sequence[AssessmentRequest], created_by: 
         return []
     requests_by_id = {row.assessment_id: req for row, req in zip(rows, requests, strict=True)}
     unique_rows = list({row.assessment_id: row for row in rows}.values())
-    with runtime.transaction() as conn:
+
+    def insert(conn: Connection) -> set[str]:
         inserted = transitions.create(conn, unique_rows)
         repeated = [row for row in unique_rows if row.assessment_id not in inserted]
         if repeated:
             check_idempotent_repeats(conn, repeated)
+        return inserted
+
+    inserted = runtime.transact(insert)
     if runtime.cache is not None:
         runtime.cache.forget(sorted(inserted))  # an older incarnation of a reused id
     fresh = [row for row in unique_rows if row.assessment_id in inserted]

@@ -154,8 +154,9 @@ def _run_claimed(
     settings = runtime.settings
 
     def renew() -> bool:
-        with runtime.transaction() as conn:
-            return sweeps.renew_lease(conn, assessment_id, worker_id, settings.lease_seconds)
+        return runtime.transact(
+            lambda conn: sweeps.renew_lease(conn, assessment_id, worker_id, settings.lease_seconds)
+        )
 
     lease = Heartbeat(assessment_id, renew, settings.lease_seconds)
     ctx = AttemptContext(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, RowMapping
 
 from assessment_store import changes, metrics
 from assessment_store.bootstrap import Runtime
@@ -94,14 +94,19 @@ def redispatch_stale_pending(
     settings = runtime.settings
     published = 0
     for _ in range(max_batches):
-        with runtime.transaction() as conn:
+
+        def claim(conn: Connection) -> list[RowMapping] | None:
             if not sweeps.try_job_lock(conn, "redispatch"):
-                return JobReport("redispatch", published, skipped=True)
-            rows = sweeps.claim_stale_pending(
+                return None
+            return sweeps.claim_stale_pending(
                 conn,
                 after_seconds=settings.redispatch_after_seconds,
                 limit=settings.redispatch_batch_size,
             )
+
+        rows = runtime.transact(claim)
+        if rows is None:
+            return JobReport("redispatch", published, skipped=True)
         runtime.publish(
             [
                 dispatch_item(
@@ -191,8 +196,9 @@ def delete_finished(
     deleted = audit_rows = batches = 0
     while max_batches is None or batches < max_batches:
         batches += 1
-        with runtime.transaction() as conn:
-            ids, audits = sweeps.delete_finished_before(conn, cutoff, size)
+        ids, audits = runtime.transact(
+            lambda conn: sweeps.delete_finished_before(conn, cutoff, size)
+        )
         if runtime.cache is not None:
             runtime.cache.forget(ids)
         deleted += len(ids)

@@ -223,8 +223,7 @@ def import_lines(
             transitions.ImportedAudit(assessment_id=item.assessment_id, **dict(e))
             for e in item.audit_trail
         ]
-    with store.runtime.transaction() as conn:
-        transitions.import_history(conn, rows, audits)
+    store.runtime.transact(lambda conn: transitions.import_history(conn, rows, audits))
     if store.cache is not None:
         store.cache.forget([row["assessment_id"] for row in rows])
     if progress is not None:

@@ -25,21 +25,21 @@ def make_engine(
 ) -> Engine:
     """A pooled engine with the settings' pool size and connection hygiene.
 
-    Transactional engines ping a connection before lending it, so a write never starts
-    on a connection that died with a PostgreSQL restart. Autocommit engines serve
-    single-statement reads: no BEGIN, no ROLLBACK on return, no ping (a read that meets
-    a dead connection is simply run again; see ``run_read``), one round trip a read.
+    No engine pings a connection before lending it (that is a round trip per use):
+    a transaction that meets a connection that died with a PostgreSQL restart is run
+    again on a fresh one (``bootstrap.Runtime.transact``), and so is a read
+    (``run_read``). Autocommit engines serve single-statement reads: no BEGIN, no
+    ROLLBACK on return, one round trip a read.
     """
     extra: dict[str, object] = (
-        {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None, "pool_pre_ping": False}
-        if autocommit
-        else {"pool_pre_ping": True}
+        {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     )
     return create_engine(
         url,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
         pool_recycle=1800,
+        pool_pre_ping=False,
         **extra,
         connect_args={
             "application_name": application_name,

@@ -137,8 +137,9 @@ def apply(
                 step.assessment_id, step.source.value, intended_state(event).value
             ) from None
     moves = frozenset(zip((s.source for s in steps), targets, strict=True))
+    single = len(steps) == 1
     statement = statements.update_statement(
-        event, columns, tuple(sorted(fixed.items(), key=lambda kv: kv[0])), moves
+        event, columns, tuple(sorted(fixed.items(), key=lambda kv: kv[0])), moves, single
     )
     params: dict[str, object] = {
         "event": event.value,
@@ -157,6 +158,8 @@ def apply(
         if column in JSONB_COLUMNS:
             values = [None if v is None else json.dumps(v) for v in values]
         params[f"v_{column}"] = values
+    if single:
+        params = {k: v[0] if isinstance(v, list) else v for k, v in params.items()}
     return list(conn.execute(statement, params).mappings())
 
 
