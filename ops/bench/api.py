@@ -30,6 +30,7 @@ from assessment_store.demo.processes import (
     child_environment,
     free_port,
 )
+from assessment_store.dispatch import NullDispatcher
 from assessment_store.http.auth import Role, issue_token
 from assessment_store.notify import libpq_dsn
 from assessment_store.percentiles import percentile
@@ -151,7 +152,7 @@ def main() -> None:
     args = parser.parse_args()
     report: dict[str, Any] = {}
     with scratch_database() as url, tempfile.TemporaryDirectory() as logs, ExitStack() as stack:
-        store = AssessmentStore(load_settings(database_url=url))
+        store = AssessmentStore(load_settings(database_url=url), dispatcher=NullDispatcher())
         stack.callback(store.close)
         raw: list[float] = []
         ours: list[float] = []

@@ -21,6 +21,7 @@ import psycopg2.extras
 from sqlalchemy import make_url
 
 from assessment_store import AssessmentRequest, AssessmentStore, load_settings
+from assessment_store.dispatch import NullDispatcher
 from assessment_store.percentiles import percentile
 from ops.bench.common import scratch_database
 
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="batch-create rounds (median)")
     args = parser.parse_args()
     with scratch_database() as url:
-        store = AssessmentStore(load_settings(database_url=url))
+        store = AssessmentStore(load_settings(database_url=url), dispatcher=NullDispatcher())
         try:
             store.batch_create_assessments(_requests(100))  # warm the pool and caches
             report = {
