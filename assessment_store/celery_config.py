@@ -61,9 +61,10 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         # would leave each attempt to be rescued as "worker lost" and burn a retry on
         # every Redis blip, and could repeat a handler's side effects.
         "worker_cancel_long_running_tasks_on_connection_loss": False,
-        # Flower sees workers and tasks.
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # Flower always sees workers (heartbeats, remote control); it sees each task
+        # only with task events on (TASK_EVENTS), which costs throughput.
+        "worker_send_task_events": settings.task_events,
+        "task_send_sent_event": settings.task_events,
         # A publish may wait briefly for the broker; creation never waits long.
         "task_publish_retry": True,
         "task_publish_retry_policy": {

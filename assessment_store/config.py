@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     worker_metrics_host: str = "127.0.0.1"
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     handlers: str = ""
+    # Celery task events (task-received/started/succeeded... for Flower's task views).
+    # Off by default: sending them costs the worker's main process a large share of
+    # its time (see the README's figures); Flower lists workers, pools and queues
+    # either way (worker heartbeats and remote control do not need them).
+    task_events: bool = False
 
     max_retries: int = Field(default=3, ge=0, le=100)
     retry_backoff_seconds: float = Field(default=5.0, gt=0, le=86_400)

@@ -37,7 +37,8 @@ def worker(
     concurrency: Annotated[int, typer.Option(min=1, help="prefork children")] = 2,
     loglevel: Annotated[str, typer.Option()] = "INFO",
 ) -> None:
-    """Run a Celery worker (prefork, task events on, metrics on WORKER_METRICS_PORT)."""
+    """Run a Celery worker (prefork; task events as TASK_EVENTS says; metrics on
+    WORKER_METRICS_PORT)."""
     # Prefork children share their metrics through files in this directory; it must
     # be set before Celery (and prometheus_client) start.
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -47,7 +48,6 @@ def worker(
             "worker",
             "--pool",
             "prefork",
-            "--events",
             "--queues",
             queues,
             "--concurrency",

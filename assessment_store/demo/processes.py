@@ -125,7 +125,8 @@ def celery_worker(
     extra: list[str] | None = None,
     cwd: Path | None = None,
 ) -> ChildProcess:
-    """A prefork worker with task events on, consuming ``queues`` (comma-separated)."""
+    """A prefork worker consuming ``queues`` (comma-separated); task events as the
+    environment's TASK_EVENTS says."""
     return ChildProcess(
         name,
         [
@@ -141,7 +142,6 @@ def celery_worker(
             queues,
             "--hostname",
             f"{name}@%h",
-            "--events",
             "--without-gossip",
             "--without-mingle",
             *(extra or []),

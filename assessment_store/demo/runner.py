@@ -217,6 +217,8 @@ def running_system(
             f"{ENV_PREFIX}COMPLIANCE_API_KEY": targets.API_KEY,
             f"{ENV_PREFIX}JWT_SECRET": endpoints.jwt_secret,
             f"{ENV_PREFIX}WORKER_METRICS_PORT": "0",
+            # The demo's Flower shows every task, not only the workers.
+            f"{ENV_PREFIX}TASK_EVENTS": "true",
         },
     )
     children = [

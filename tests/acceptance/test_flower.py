@@ -11,6 +11,7 @@ import httpx
 
 from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.demo.processes import ChildProcess, free_port
+from assessment_store.queues import queue_list
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import ROOT, CeleryProcess
 from tests.factories import request
@@ -37,7 +38,7 @@ def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
     processes.append(flower)
     flower.start()
     flower.wait_ready()
-    start_worker("watched")
+    start_worker("watched", env={**system_env, "ASSESSMENT_STORE_TASK_EVENTS": "true"})
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(5)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
     base = f"http://127.0.0.1:{port}"
@@ -59,6 +60,46 @@ def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
     metrics = httpx.get(f"{base}/metrics", timeout=10).text
     assert "flower_events_total" in metrics
     assert 'task="assessment_store.run_assessment"' in metrics
+
+
+def test_flower_lists_the_worker_its_pool_and_queues_with_task_events_off(
+    producer: AssessmentStore,
+    system_env: dict[str, str],
+    start_worker: Callable[..., CeleryProcess],
+    tmp_path: Path,
+    processes: list[ChildProcess],
+) -> None:
+    # Given Flower and a worker with the default settings (no task events)
+    port = free_port()
+    flower = ChildProcess(
+        "flower",
+        [sys.executable, "-m", "assessment_store.cli", "flower", "--port", str(port)],
+        {**system_env, "ASSESSMENT_STORE_FLOWER_BASIC_AUTH": ":".join(AUTH)},
+        tmp_path,
+        ready_marker="Visit me at",
+        cwd=ROOT,
+    )
+    processes.append(flower)
+    flower.start()
+    flower.wait_ready()
+    start_worker("quiet", concurrency=2)
+    ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(3)])
+    wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
+    # Then Flower still lists it, with its pool and the queues it consumes
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        workers = httpx.get(
+            f"{base}/api/workers", params={"refresh": "true"}, auth=AUTH, timeout=20
+        ).json()
+        ours = {name: info for name, info in workers.items() if name.startswith("quiet@")}
+        if ours and all(info.get("active_queues") for info in ours.values()):
+            break
+        assert time.monotonic() < deadline, list(workers)
+        time.sleep(0.5)
+    [info] = ours.values()
+    assert info["stats"]["pool"]["max-concurrency"] == 2
+    assert {q["name"] for q in info["active_queues"]} == set(queue_list().split(","))
 
 
 def test_flower_refuses_to_start_without_auth_unless_asked(system_env: dict[str, str]) -> None:

@@ -23,7 +23,7 @@ def test_delivery_settings_make_redelivery_safe_and_fair() -> None:
     assert conf.task_reject_on_worker_lost is True
     assert conf.worker_prefetch_multiplier == 1
     assert conf.accept_content == ["json"] and conf.task_serializer == "json"
-    assert conf.worker_send_task_events is True
+    assert conf.worker_send_task_events is False, "task events cost throughput: opt-in"
     assert conf.broker_connection_retry_on_startup is True
     # Running attempts keep going on a broker blip: the claim makes a redelivery harmless.
     assert conf.worker_cancel_long_running_tasks_on_connection_loss is False
@@ -66,3 +66,9 @@ def configured_with(settings: Settings) -> Celery:
     app = Celery("config-test-2")
     configure(app, settings)
     return app
+
+
+def test_task_events_are_a_setting() -> None:
+    app = configured_with(load_settings(task_events=True))
+    assert app.conf.worker_send_task_events is True
+    assert app.conf.task_send_sent_event is True
