@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.demo.processes import ChildProcess, free_port
@@ -19,15 +20,11 @@ from tests.factories import request
 AUTH = ("ops", "flower-test-password")
 
 
-def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
-    producer: AssessmentStore,
-    system_env: dict[str, str],
-    start_worker: Callable[..., CeleryProcess],
-    tmp_path: Path,
-    processes: list[ChildProcess],
-) -> None:
+@pytest.fixture
+def flower(system_env: dict[str, str], tmp_path: Path, processes: list[ChildProcess]) -> str:
+    """Flower started by ``assessment-store flower`` with basic auth; its base URL."""
     port = free_port()
-    flower = ChildProcess(
+    process = ChildProcess(
         "flower",
         [sys.executable, "-m", "assessment_store.cli", "flower", "--port", str(port)],
         {**system_env, "ASSESSMENT_STORE_FLOWER_BASIC_AUTH": ":".join(AUTH)},
@@ -35,13 +32,22 @@ def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
         ready_marker="Visit me at",
         cwd=ROOT,
     )
-    processes.append(flower)
-    flower.start()
-    flower.wait_ready()
+    processes.append(process)
+    process.start()
+    process.wait_ready()
+    return f"http://127.0.0.1:{port}"
+
+
+def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
+    producer: AssessmentStore,
+    system_env: dict[str, str],
+    start_worker: Callable[..., CeleryProcess],
+    flower: str,
+) -> None:
+    base = flower
     start_worker("watched", env={**system_env, "ASSESSMENT_STORE_TASK_EVENTS": "true"})
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(5)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
-    base = f"http://127.0.0.1:{port}"
     assert httpx.get(f"{base}/api/workers", timeout=10).status_code == 401, "auth is on"
     deadline = time.monotonic() + 30
     while True:
@@ -66,27 +72,14 @@ def test_flower_lists_the_worker_its_pool_and_queues_with_task_events_off(
     producer: AssessmentStore,
     system_env: dict[str, str],
     start_worker: Callable[..., CeleryProcess],
-    tmp_path: Path,
-    processes: list[ChildProcess],
+    flower: str,
 ) -> None:
     # Given Flower and a worker with the default settings (no task events)
-    port = free_port()
-    flower = ChildProcess(
-        "flower",
-        [sys.executable, "-m", "assessment_store.cli", "flower", "--port", str(port)],
-        {**system_env, "ASSESSMENT_STORE_FLOWER_BASIC_AUTH": ":".join(AUTH)},
-        tmp_path,
-        ready_marker="Visit me at",
-        cwd=ROOT,
-    )
-    processes.append(flower)
-    flower.start()
-    flower.wait_ready()
+    base = flower
     start_worker("quiet", concurrency=2)
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(3)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
     # Then Flower still lists it, with its pool and the queues it consumes
-    base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while True:
         workers = httpx.get(
