@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from sqlalchemy import Connection, text
@@ -13,6 +12,7 @@ from tests.acceptance.plugins import HOLD_ENV
 from tests.acceptance.processes import CeleryProcess
 from tests.chain import audit_chain_problems, count_in_state
 from tests.factories import request
+from tests.waiting import wait_until
 
 
 def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
@@ -30,10 +30,11 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_doubles_nothing(
         requests[index] = request(assessment_type="held")
     ids = producer.batch_create_assessments(requests)
     doomed = start_worker("doomed", concurrency=4, env={**system_env, HOLD_ENV: "1"})
-    deadline = time.monotonic() + 60
-    while _held(raw_conn) < 4:
-        assert time.monotonic() < deadline, "the first worker never reached the held ones"
-        time.sleep(0.05)
+    wait_until(
+        lambda: _held(raw_conn) == 4,
+        timeout=60,
+        message="the first worker never reached the held ones",
+    )
     # When it is SIGKILLed (main process and children) with those attempts in flight
     assert count_in_state(raw_conn, "completed") >= 1
     doomed.kill()

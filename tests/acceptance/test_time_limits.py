@@ -5,7 +5,6 @@ the lease, never reported as a lost worker, never re-published without end."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import CeleryProcess
 from tests.chain import audit_chain_problems
 from tests.factories import request
+from tests.waiting import wait_until
 
 LIMIT_MESSAGE = "timed out: the attempt exceeded its 1s time limit"
 
@@ -97,14 +97,13 @@ def test_a_limit_that_strikes_while_the_claim_waits_fails_the_attempt(
         {"id": assessment_id},
     )
     worker = start_worker(env={**system_env, "ASSESSMENT_STORE_MAX_RETRIES": "0"})
-    deadline = time.monotonic() + 60
-    while _worker_writes_waiting_on_a_lock(raw_conn) == 0:
-        assert time.monotonic() < deadline, "the claim never waited: " + worker.log()[-2000:]
-        time.sleep(0.05)
+    wait_until(
+        lambda: _worker_writes_waiting_on_a_lock(raw_conn) > 0,
+        timeout=60,
+        message=lambda: "the claim never waited: " + worker.log()[-2000:],
+    )
     # When the limit strikes while the claim waits, and the lock is released after it
-    while "Soft time limit" not in worker.log():
-        assert time.monotonic() < deadline, "the soft limit never struck: " + worker.log()[-2000:]
-        time.sleep(0.05)
+    wait_for_soft_limit(worker)
     assert _worker_writes_waiting_on_a_lock(raw_conn) == 1, "the claim was still waiting"
     raw_conn.commit()
     # Then the attempt ends failed, naming the limit, recorded by the worker
@@ -136,15 +135,14 @@ def test_a_limit_that_strikes_while_the_completion_waits_fails_the_attempt(
         {"id": assessment_id},
     )
     gate.touch()
-    deadline = time.monotonic() + 60
-    while _worker_writes_waiting_on_a_lock(raw_conn) == 0:
-        assert time.monotonic() < deadline, "the completion never waited: " + worker.log()[-2000:]
-        time.sleep(0.05)
+    wait_until(
+        lambda: _worker_writes_waiting_on_a_lock(raw_conn) > 0,
+        timeout=60,
+        message=lambda: "the completion never waited: " + worker.log()[-2000:],
+    )
     assert "Soft time limit" not in worker.log(), "the limit struck before the completion"
     # When the 8 s limit strikes while the completion waits, and the lock is released
-    while "Soft time limit" not in worker.log():
-        assert time.monotonic() < deadline, "the soft limit never struck: " + worker.log()[-2000:]
-        time.sleep(0.05)
+    wait_for_soft_limit(worker)
     raw_conn.commit()
     # Then the attempt ends failed, naming the limit; its result is not recorded
     [final] = wait_for(producer, [assessment_id], lambda a: a.is_finished, 60)
@@ -154,6 +152,14 @@ def test_a_limit_that_strikes_while_the_completion_waits_fails_the_attempt(
     fails, starts = fails_and_starts(producer, assessment_id)
     assert starts == 1 and fails == [final.worker_id]
     assert audit_chain_problems(raw_conn) == []
+
+
+def wait_for_soft_limit(worker: CeleryProcess) -> None:
+    wait_until(
+        lambda: "Soft time limit" in worker.log(),
+        timeout=60,
+        message=lambda: "the soft limit never struck: " + worker.log()[-2000:],
+    )
 
 
 def _worker_writes_waiting_on_a_lock(conn: Connection) -> int:

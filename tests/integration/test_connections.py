@@ -4,7 +4,6 @@ connection PostgreSQL has dropped runs again on a fresh one, and nothing is doub
 from __future__ import annotations
 
 import logging
-import time
 
 import pytest
 from sqlalchemy import Connection, text
@@ -12,6 +11,7 @@ from sqlalchemy import Connection, text
 from assessment_store import AssessmentState, AssessmentStore
 from tests.chain import audit_chain_problems
 from tests.factories import processing, request
+from tests.waiting import wait_until
 
 STORE_BACKENDS = (
     "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
@@ -24,12 +24,13 @@ def drop_store_connections(conn: Connection) -> int:
     killed = conn.execute(text(f"SELECT count(pg_terminate_backend(pid)) {STORE_BACKENDS}"))
     count = int(killed.scalar_one())
     conn.commit()
-    deadline = time.monotonic() + 30
-    while conn.execute(text(f"SELECT count(*) {STORE_BACKENDS}")).scalar_one():
+
+    def gone() -> bool:
+        remaining = conn.execute(text(f"SELECT count(*) {STORE_BACKENDS}")).scalar_one()
         conn.rollback()
-        assert time.monotonic() < deadline, "terminated backends did not go away"
-        time.sleep(0.02)
-    conn.rollback()
+        return int(remaining) == 0
+
+    wait_until(gone, timeout=30, message="terminated backends did not go away")
     return count
 
 
