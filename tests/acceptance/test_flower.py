@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +16,7 @@ from assessment_store.queues import queue_list
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import ROOT, CeleryProcess
 from tests.factories import request
+from tests.waiting import wait_until
 
 AUTH = ("ops", "flower-test-password")
 
@@ -38,6 +39,14 @@ def flower(system_env: dict[str, str], tmp_path: Path, processes: list[ChildProc
     return f"http://127.0.0.1:{port}"
 
 
+def workers_of(base: str) -> dict[str, Any]:
+    """Flower's view of the workers, refreshed from the workers themselves."""
+    answer: dict[str, Any] = httpx.get(
+        f"{base}/api/workers", params={"refresh": "true"}, auth=AUTH, timeout=20
+    ).json()
+    return answer
+
+
 def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
     producer: AssessmentStore,
     system_env: dict[str, str],
@@ -49,17 +58,24 @@ def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(5)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
     assert httpx.get(f"{base}/api/workers", timeout=10).status_code == 401, "auth is on"
-    deadline = time.monotonic() + 30
-    while True:
-        workers = httpx.get(
-            f"{base}/api/workers", params={"refresh": "true"}, auth=AUTH, timeout=20
-        ).json()
+    seen: dict[str, Any] = {}
+
+    def shows_worker_and_tasks() -> bool:
+        seen["workers"] = workers_of(base)
         tasks = httpx.get(f"{base}/api/tasks", auth=AUTH, timeout=10).json()
-        ours = [t for t in tasks.values() if t.get("name") == "assessment_store.run_assessment"]
-        if any(name.startswith("watched@") for name in workers) and len(ours) >= 5:
-            break
-        assert time.monotonic() < deadline, (list(workers), len(ours))
-        time.sleep(0.5)
+        seen["ours"] = [
+            t for t in tasks.values() if t.get("name") == "assessment_store.run_assessment"
+        ]
+        return any(name.startswith("watched@") for name in seen["workers"]) and (
+            len(seen["ours"]) >= 5
+        )
+
+    wait_until(
+        shows_worker_and_tasks,
+        timeout=30,
+        message=lambda: f"{list(seen['workers'])}, {len(seen['ours'])} tasks",
+    )
+    ours = seen["ours"]
     assert {t["state"] for t in ours} == {"SUCCESS"}
     shown_args = " ".join(str(t.get("args")) for t in ours)
     assert all(assessment_id in shown_args for assessment_id in ids)
@@ -80,16 +96,16 @@ def test_flower_lists_the_worker_its_pool_and_queues_with_task_events_off(
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(3)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
     # Then Flower still lists it, with its pool and the queues it consumes
-    deadline = time.monotonic() + 30
-    while True:
-        workers = httpx.get(
-            f"{base}/api/workers", params={"refresh": "true"}, auth=AUTH, timeout=20
-        ).json()
-        ours = {name: info for name, info in workers.items() if name.startswith("quiet@")}
-        if ours and all(info.get("active_queues") for info in ours.values()):
-            break
-        assert time.monotonic() < deadline, list(workers)
-        time.sleep(0.5)
+    ours: dict[str, Any] = {}
+
+    def lists_worker_with_queues() -> bool:
+        ours.clear()
+        ours.update(
+            (name, info) for name, info in workers_of(base).items() if name.startswith("quiet@")
+        )
+        return bool(ours) and all(info.get("active_queues") for info in ours.values())
+
+    wait_until(lists_worker_with_queues, timeout=30, message=lambda: f"listed: {list(ours)}")
     [info] = ours.values()
     assert info["stats"]["pool"]["max-concurrency"] == 2
     assert {q["name"] for q in info["active_queues"]} == set(queue_list().split(","))
