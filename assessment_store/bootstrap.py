@@ -20,10 +20,12 @@ from sqlalchemy.exc import DBAPIError
 
 from assessment_store.cache import StateCache
 from assessment_store.config import Settings, get_settings
+from assessment_store.db import sweeps
 from assessment_store.db.engine import Engines, run_read
 from assessment_store.db.errors import translated_db_errors
 from assessment_store.dispatch import Dispatcher, DispatchItem
 from assessment_store.handlers.registry import HandlerRegistry
+from assessment_store.lease import LeaseKeeper
 from assessment_store.notify import StateNotifier
 from assessment_store.publishing import CeleryDispatcher
 
@@ -50,6 +52,13 @@ class Runtime:
         self.cache = cache
         self._notifier: StateNotifier | None = None
         self._notifier_lock = threading.Lock()
+        self.leases = LeaseKeeper(self._renew_lease, settings.lease_seconds)
+
+    def _renew_lease(self, assessment_id: str, worker_id: str) -> bool:
+        seconds = self.settings.lease_seconds
+        return self.write_one(
+            lambda conn: sweeps.renew_lease(conn, assessment_id, worker_id, seconds)
+        )
 
     def transact(self, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one transaction on the primary and commit; database errors
@@ -79,6 +88,21 @@ class Runtime:
                     transaction.commit()
                     return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def write_one(self, work: Callable[[Connection], T]) -> T:
+        """Run ``work``, which issues exactly one write statement (and, only when that
+        statement changed nothing, reads to explain why), on an autocommit connection
+        to the primary: the statement is its own transaction, one round trip instead
+        of three (BEGIN, statement, COMMIT).
+
+        Every statement run here is guarded by a compare-and-set, so running it once
+        more on a fresh connection when the pooled one turns out dead is harmless:
+        had the first reached the server and committed, its guard no longer matches
+        and the second changes nothing (the caller is told it was refused, as it is
+        when a commit's outcome is unknown).
+        """
+        with translated_db_errors():
+            return run_read(self.engines.reader, work)
 
     def read(self, query: Callable[[Connection], T], *, replica: bool = False) -> T:
         """A read-only query: on the primary (read-your-writes) or the replica (lists,
@@ -110,6 +134,7 @@ class Runtime:
 
     def close(self) -> None:
         """Release this process's connections: database, LISTEN, broker, cache."""
+        self.leases.close()
         with self._notifier_lock:
             if self._notifier is not None:
                 self._notifier.close()

@@ -52,9 +52,10 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         # (SIGKILL, OOM): the claim's compare-and-set makes the redelivery harmless.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
-        # Each child reserves one message at a time: a long assessment never holds a
-        # queue of others hostage, and a high-priority arrival is picked up next.
-        "worker_prefetch_multiplier": 1,
+        # How many messages each child reserves ahead: see WORKER_PREFETCH_MULTIPLIER.
+        # A reserved message is not lost if the worker dies (unacked: given back on
+        # restart, and re-dispatched from PostgreSQL when stale).
+        "worker_prefetch_multiplier": settings.worker_prefetch_multiplier,
         # On losing the broker connection, keep running attempts going (Celery's
         # cancel-on-connection-loss is off on purpose): a redelivered message finds the
         # row already claimed (compare-and-set) and does nothing, whereas cancelling

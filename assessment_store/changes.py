@@ -35,7 +35,7 @@ from assessment_store.inputs import (
     check_text,
     clip_error,
 )
-from assessment_store.models import Assessment
+from assessment_store.models import FROM_DATABASE, Assessment
 from assessment_store.states import AssessmentEvent, AssessmentState, intended_state, sources_of
 
 SYSTEM_ACTOR: Final = "system"
@@ -54,27 +54,31 @@ RETRY_RESETS: Final[Mapping[str, Fixed]] = {
 Plan = Callable[[Connection], Sequence[Step]]
 
 
-def to_assessment(row: RowMapping) -> Assessment:
+def to_assessment(row: Mapping[str, Any] | RowMapping) -> Assessment:
     """A repository row as the public model."""
-    return Assessment.model_validate(dict(row))
+    return Assessment.model_validate(dict(row), context=FROM_DATABASE)
 
 
 def transition(
     runtime: Runtime,
     event: AssessmentEvent,
-    plan: Plan,
+    plan: Plan | Sequence[Step],
     *,
     fixed: Mapping[str, Fixed] | None = None,
     explain: Callable[[Connection], Exception] | None = None,
 ) -> list[Assessment]:
-    """Run ``plan``'s steps through the engine in one transaction; the changed rows.
+    """Run the steps through the engine; the changed rows.
 
-    ``explain`` turns a step whose guard did not match into the error to raise (single
-    changes); without it such steps are skipped (sweeps, where losing a race is fine).
+    ``plan`` is either the steps themselves, known without reading anything (the
+    engine's one statement is then the whole change, run as its own transaction), or
+    a function that reads (and locks) rows to decide them, run with the change in
+    one transaction. ``explain`` turns a step whose guard did not match into the
+    error to raise (single changes); without it such steps are skipped (sweeps,
+    where losing a race is fine).
     """
 
-    def work(conn: Connection) -> tuple[Sequence[Step], list[RowMapping]]:
-        steps = plan(conn)
+    def work(conn: Connection) -> tuple[Sequence[Step], list[dict[str, Any]]]:
+        steps = plan if isinstance(plan, Sequence) else plan(conn)
         rows = transitions.apply(
             conn, event, steps, fixed=fixed, lease_seconds=runtime.settings.lease_seconds
         )
@@ -82,7 +86,8 @@ def transition(
             raise explain(conn)
         return steps, rows
 
-    steps, rows = runtime.transact(work)
+    run = runtime.write_one if isinstance(plan, Sequence) else runtime.transact
+    steps, rows = run(work)
     changed = [to_assessment(row) for row in rows]
     if event is not AssessmentEvent.PROGRESS:
         sources = {step.assessment_id: step.source for step in steps}
@@ -120,9 +125,6 @@ def change_one(
     [source, *others] = sources_of(event)
 
     def plan(conn: Connection) -> list[Step]:
-        if not others and source is not None and owner is None and not callable(values):
-            step = Step(assessment_id, source, changed_by, reason, expected_version, attempt)
-            return [_with_values(step, values)]
         row = repository.fetch_assessment(conn, assessment_id, created_by=owner, for_update=True)
         if row is None:
             raise AssessmentNotFoundError(assessment_id)
@@ -135,7 +137,11 @@ def change_one(
     def explain(conn: Connection) -> Exception:
         return _refusal(conn, assessment_id, event, expected_version, attempt)
 
-    [changed] = transition(runtime, event, plan, fixed=fixed, explain=explain)
+    if not others and source is not None and owner is None and not callable(values):
+        step = Step(assessment_id, source, changed_by, reason, expected_version, attempt, values)
+        [changed] = transition(runtime, event, [step], fixed=fixed, explain=explain)
+    else:
+        [changed] = transition(runtime, event, plan, fixed=fixed, explain=explain)
     return changed
 
 

@@ -1,4 +1,4 @@
-"""Running one attempt of an assessment: claim, heartbeat, handler, outcome.
+"""Running one attempt of an assessment: claim, lease, handler, outcome.
 
 Independent of Celery (the task in ``workers.tasks`` is a thin wrapper), so every
 path is testable in-process. The claim is a compare-and-set: a duplicate delivery
@@ -26,7 +26,7 @@ from typing import Any
 from assessment_store import changes, metrics, policy
 from assessment_store.bootstrap import Runtime
 from assessment_store.config import Settings
-from assessment_store.db import repository, sweeps
+from assessment_store.db import repository
 from assessment_store.db.transitions import Attempt
 from assessment_store.errors import (
     AssessmentCancelledError,
@@ -37,7 +37,7 @@ from assessment_store.errors import (
     PermanentAssessmentError,
     VersionConflictError,
 )
-from assessment_store.lease import Heartbeat
+from assessment_store.lease import Lease
 from assessment_store.models import Assessment, AssessmentRequest
 from assessment_store.states import AssessmentState
 
@@ -73,7 +73,7 @@ class AttemptContext:
     attempt: int
     timeout_seconds: float
     guard: Attempt
-    lease: Heartbeat | None = None
+    lease: Lease | None = None
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -85,7 +85,7 @@ class AttemptContext:
         return max(0.0, self.timeout_seconds - (time.monotonic() - self.started))
 
     def report_progress(self, percent: int, message: str | None = None) -> None:
-        if self.lease is not None and self.lease.lost.is_set():
+        if self.lease is not None and self.lease.lost:
             # Rescued while we were busy: another attempt may be running; stop here.
             raise self.why_not_ours()
         try:
@@ -152,13 +152,7 @@ def _run_claimed(
     guard = Attempt(worker_id, claimed.retry_count)
     assessment_id = claimed.assessment_id
     settings = runtime.settings
-
-    def renew() -> bool:
-        return runtime.transact(
-            lambda conn: sweeps.renew_lease(conn, assessment_id, worker_id, settings.lease_seconds)
-        )
-
-    lease = Heartbeat(assessment_id, renew, settings.lease_seconds)
+    lease = runtime.leases.hold(assessment_id, worker_id)
     ctx = AttemptContext(
         runtime=runtime,
         assessment_id=assessment_id,

@@ -9,9 +9,16 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from assessment_store import policy
@@ -21,6 +28,8 @@ from assessment_store.states import AssessmentState
 ASSESSMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 MAX_REQUEST_TIMEOUT_SECONDS = 86_400.0
 Source = Literal["installer", "compliance"]
+# Validation context of a model made from a database row (see _no_nul_characters).
+FROM_DATABASE: Final[dict[str, bool]] = {"from_database": True}
 
 
 def utc_now() -> datetime:
@@ -45,9 +54,12 @@ class WireModel(BaseModel):
 
     @field_validator("*", mode="after")
     @classmethod
-    def _no_nul_characters(cls, value: Any) -> Any:
+    def _no_nul_characters(cls, value: Any, info: ValidationInfo) -> Any:
         # PostgreSQL text cannot hold NUL: refuse it here, naming the field, rather
-        # than let the driver fail deep inside a transaction.
+        # than let the driver fail deep inside a transaction. A row read back from
+        # the database (FROM_DATABASE context) was checked on its way in.
+        if info.context and info.context.get("from_database"):
+            return value
         texts = value if isinstance(value, list) else [value]
         for text in texts:
             problem = text_problem(text) if isinstance(text, str) else None

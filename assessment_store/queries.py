@@ -6,6 +6,7 @@ from sqlalchemy import Connection, RowMapping
 
 from assessment_store.db import reads
 from assessment_store.models import (
+    FROM_DATABASE,
     Assessment,
     AssessmentFilters,
     AssessmentPage,
@@ -30,7 +31,9 @@ def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None
         limit=filters.limit,
     )
     rows = reads.list_assessments(conn, query)
-    items = [Assessment.model_validate(dict(row)) for row in rows[: filters.limit]]
+    items = [
+        Assessment.model_validate(dict(row), context=FROM_DATABASE) for row in rows[: filters.limit]
+    ]
     next_cursor = None
     if len(rows) > filters.limit:
         last = items[-1]

@@ -27,6 +27,7 @@ from assessment_store.events import EventHandler, Subscription, subscribe_to_aud
 from assessment_store.handlers.registry import HandlerRegistry
 from assessment_store.inputs import check_count, check_lookup_id
 from assessment_store.models import (
+    FROM_DATABASE,
     Assessment,
     AssessmentFilters,
     AssessmentPage,
@@ -214,14 +215,14 @@ class AssessmentStore:
         rows = self.runtime.read(query)
         if rows is None:
             raise AssessmentNotFoundError(assessment_id)
-        return [AuditEntry.model_validate(dict(row)) for row in rows]
+        return [AuditEntry.model_validate(dict(row), context=FROM_DATABASE) for row in rows]
 
     def get_audit_trails(self, assessment_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
         """The audit trails of several assessments at once (export), oldest first."""
         ids = list(assessment_ids)
         trails = self.runtime.read(lambda conn: reads.fetch_audit_trails(conn, ids))
         return {
-            key: [AuditEntry.model_validate(dict(row)) for row in rows]
+            key: [AuditEntry.model_validate(dict(row), context=FROM_DATABASE) for row in rows]
             for key, rows in trails.items()
         }
 

@@ -34,7 +34,7 @@ ensure_venv() {
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     say "installing the project and its test tools into $VENV"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,dev]"
+    "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test,dev,bench]"
     echo "$want" > "$stamp"
   fi
   export PATH="$VENV/bin:$PATH"

@@ -11,7 +11,12 @@ import logging
 import os
 from typing import Any
 
-from celery.signals import worker_init, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    after_setup_logger,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from assessment_store.config import get_settings
@@ -19,6 +24,20 @@ from workers import runtime
 
 logger = logging.getLogger("workers.signals")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Celery's two INFO lines per task ("received", "succeeded in").
+PER_TASK_LOGGERS = ("celery.worker.strategy", "celery.app.trace")
+
+
+@after_setup_logger.connect
+def _quiet_per_task_lines(loglevel: int | str | None = None, **_: Any) -> None:
+    # The audit trail already records every change of every assessment, durably;
+    # two log lines per task repeat it, and writing them is a measurable share of a
+    # short task's cost. Warnings and errors still show; --loglevel DEBUG shows all.
+    level = logging.getLevelName(loglevel) if isinstance(loglevel, str) else loglevel
+    if isinstance(level, int) and level <= logging.DEBUG:
+        return
+    for name in PER_TASK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @worker_init.connect

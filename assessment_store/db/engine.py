@@ -6,6 +6,7 @@ the engines remember the pid that made them and are rebuilt after a fork.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from assessment_store.config import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger("assessment_store.db")
 
 
 def make_engine(
@@ -128,13 +130,15 @@ class Engines:
 
 
 def run_read(engine: Engine, query: Callable[[Connection], T]) -> T:
-    """Run a read-only ``query``; once more on a fresh connection if the first one was
-    dead (PostgreSQL restarted since it was pooled). Safe because reads change nothing."""
+    """Run ``query`` on an autocommit connection; once more on a fresh connection if
+    the first one was dead (PostgreSQL restarted since it was pooled). Safe because
+    it is a read, or a single guarded write (``Runtime.write_one``)."""
     try:
         with engine.connect() as conn:
             return query(conn)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise
+    logger.info("statement_retried: the connection had died")
     with engine.connect() as conn:
         return query(conn)

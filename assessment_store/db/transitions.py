@@ -27,11 +27,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import Connection, RowMapping
+from sqlalchemy import Connection
 
-from assessment_store.db import statements
+from assessment_store.db import prepared, statements
 from assessment_store.db.statements import (
     ASSESSMENT_COLUMN_LIST,
     ASSESSMENT_COLUMNS,
@@ -65,6 +65,16 @@ __all__ = [
     "create",
     "import_history",
 ]
+
+# Steps whose commit need not wait for the disk (synchronous_commit off for that one
+# transaction). Losing one in a crash of PostgreSQL (never of a worker: the commit is
+# done either way) is harmless: a lost claim leaves the row pending, with its lease
+# and audit row gone with it, so the attempt's later writes are refused by their
+# guard and the assessment is re-dispatched and run again, its chain whole; a lost
+# progress report only loses that report. Anything committed durably afterwards (a
+# completion, a failure) flushes the log up to itself, these steps included, so a
+# durable outcome never rests on a lost claim. Every other step waits for the disk.
+RELAXED_COMMIT_EVENTS: Final = frozenset({AssessmentEvent.START, AssessmentEvent.PROGRESS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +120,7 @@ def apply(
     *,
     fixed: Mapping[str, Fixed] | None = None,
     lease_seconds: float | None = None,
-) -> list[RowMapping]:
+) -> list[dict[str, Any]]:
     """Apply ``event`` to every step whose guard matches; the changed rows.
 
     ``fixed`` gives columns the same value for every row (NOW, INCREMENT, None or an
@@ -160,7 +170,12 @@ def apply(
         params[f"v_{column}"] = values
     if single:
         params = {k: v[0] if isinstance(v, list) else v for k, v in params.items()}
-    return list(conn.execute(statement, params).mappings())
+    durable = event not in RELAXED_COMMIT_EVENTS
+    if not single:
+        # A batch (a sweep) is planned once for many rows; its arrays are sent typed
+        # (text[]), which a statement prepared for enum arrays would refuse.
+        return [dict(row) for row in conn.execute(statement, params).mappings()]
+    return prepared.execute(conn, statement, params, durable=durable)
 
 
 def create(conn: Connection, rows: Sequence[NewAssessment]) -> set[str]:

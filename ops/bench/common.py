@@ -10,6 +10,7 @@ from sqlalchemy import create_engine, make_url, pool, text
 
 from assessment_store.config import get_settings
 from assessment_store.db.migrate import upgrade
+from assessment_store.notify import libpq_dsn
 
 
 @contextmanager
@@ -30,3 +31,14 @@ def scratch_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def libpq(url: str) -> str:
+    """The libpq connection string of a SQLAlchemy URL (for psycopg and procrastinate)."""
+    return libpq_dsn(url)
+
+
+def redis_db_url(url: str, db: int) -> str:
+    """``url`` pointing at Redis database ``db``: each benchmarked system gets its own."""
+    base, _, last = url.rstrip("/").rpartition("/")
+    return f"{base}/{db}" if last.isdigit() else f"{url.rstrip('/')}/{db}"

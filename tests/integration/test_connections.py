@@ -43,9 +43,9 @@ def test_changes_and_reads_after_postgresql_dropped_every_pooled_connection_succ
     # When PostgreSQL drops all of them (as a restart would)
     assert drop_store_connections(raw_conn) >= 2
     # Then the next change and the next read work, each exactly once
-    with caplog.at_level(logging.INFO, logger="assessment_store.service"):
+    with caplog.at_level(logging.INFO, logger="assessment_store"):
         done = store.complete_assessment(running.assessment_id, {"ok": True})
-    assert "transaction_retried" in caplog.text, "the dead connection was met and replaced"
+    assert "statement_retried" in caplog.text, "the dead connection was met and replaced"
     assert done.state is AssessmentState.COMPLETED and done.version == running.version + 1
     assert store.get_state(running.assessment_id).version == done.version
     # And creation works too, writing each row once
