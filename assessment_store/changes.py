@@ -107,7 +107,7 @@ def change_one(
     *,
     changed_by: str,
     reason: str,
-    values: Mapping[str, object] | Callable[[RowMapping], Mapping[str, object]],
+    values: Mapping[str, object] | Callable[[Mapping[str, Any]], Mapping[str, object]],
     fixed: Mapping[str, Fixed] | None = None,
     expected_version: int | None = None,
     owner: str | None = None,
@@ -287,12 +287,12 @@ def fail(
     text = clip_error("error", error)
     kind = "permanent failure" if permanent else "failed"
     settings = runtime.settings
-    values: Mapping[str, object] | Callable[[RowMapping], Mapping[str, object]]
+    values: Mapping[str, object] | Callable[[Mapping[str, Any]], Mapping[str, object]]
     if attempt is not None:
         values = failure_values(settings, attempt.retry_count, text, permanent=permanent)
     else:
 
-        def values(row: RowMapping) -> Mapping[str, object]:
+        def values(row: Mapping[str, Any]) -> Mapping[str, object]:
             return failure_values(settings, row["retry_count"], text, permanent=permanent)
 
     return change_one(

@@ -9,10 +9,12 @@ transaction the service owns, or an autocommit read); they never commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, RowMapping, text
+from sqlalchemy import Connection, RowMapping, TextClause, text
 
+from assessment_store.db import prepared
 from assessment_store.db.transitions import ASSESSMENT_COLUMN_LIST
 
 
@@ -34,7 +36,7 @@ def fetch_assessment(
     *,
     created_by: str | None = None,
     for_update: bool = False,
-) -> RowMapping | None:
+) -> dict[str, Any] | None:
     """The current row, or None (also None when ``created_by`` is given and differs).
 
     ``for_update`` locks the row until the transaction ends, so a change computed from
@@ -46,7 +48,14 @@ def fetch_assessment(
         params["created_by"] = created_by
     if for_update:
         sql += " FOR UPDATE"
-    return conn.execute(text(sql), params).mappings().first()
+    # The hottest read (get_state, every wait, every refusal): prepared, rows as dicts.
+    rows = prepared.execute(conn, _cached_text(sql), params)
+    return rows[0] if rows else None
+
+
+@lru_cache(maxsize=8)
+def _cached_text(sql: str) -> TextClause:
+    return text(sql)
 
 
 def fetch_audit_trail(conn: Connection, assessment_id: str) -> list[RowMapping]:

@@ -47,8 +47,10 @@ def _summary(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def raw_notify_round_trip(url: str, rounds: int) -> list[float]:
-    """From issuing a NOTIFY (and its commit) until a LISTENing thread has it."""
+def raw_notify_round_trip(url: str, rounds: int, *, durable: bool = False) -> list[float]:
+    """From issuing a NOTIFY (and its commit) until a LISTENing thread has it;
+    ``durable`` also writes a row in the same transaction, so that the commit waits
+    for the disk as a completion's does (a NOTIFY alone writes no log)."""
     listener = psycopg2.connect(libpq_dsn(url))
     listener.set_isolation_level(psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT)
     listener.cursor().execute("LISTEN bench_raw")
@@ -68,11 +70,16 @@ def raw_notify_round_trip(url: str, rounds: int) -> list[float]:
     thread = threading.Thread(target=listen)
     thread.start()
     sender = psycopg2.connect(libpq_dsn(url))
+    with sender.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_wake (id bigserial PRIMARY KEY)")
+    sender.commit()
     samples = []
     for _ in range(rounds):
         arrived.clear()
         started = time.perf_counter()
         with sender.cursor() as cursor:
+            if durable:
+                cursor.execute("INSERT INTO bench_wake DEFAULT VALUES")
             cursor.execute("NOTIFY bench_raw, 'x'")
         sender.commit()
         arrived.wait(5)

@@ -1,0 +1,124 @@
+"""The issue's targets, checked against a report, and the report as a Markdown table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _rate(report: dict[str, Any], system: str) -> float:
+    return float(report["end_to_end"]["results"][system]["median_per_s"])
+
+
+def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target: what it compares, the measured ratio, the bound, and whether met."""
+    store = _rate(report, "store")
+    found: list[tuple[str, float, float, bool]] = [
+        ("end to end / procrastinate", store / _rate(report, "procrastinate"), 1.0, True),
+        ("end to end / naive loop", store / _rate(report, "naive_loop"), 1.5, True),
+        ("end to end / plain Celery", store / _rate(report, "plain_celery"), 0.6, True),
+        (
+            "batch create incl. publish / raw insert with audit",
+            report["creation"]["batch_store_vs_raw_with_audit"],
+            1.0,
+            True,
+        ),
+        (
+            "batch create incl. publish / raw insert",
+            report["creation"]["batch_store_vs_raw"],
+            0.7,
+            True,
+        ),
+        ("get_state p50 / raw read", report["get_state_python"]["store_p50_ratio"], 1.3, False),
+        ("HTTP GET p50 / /health", report["get_state_http"]["get_p50_ratio"], 1.5, False),
+        (
+            "waiter wake-up p50 / raw LISTEN/NOTIFY",
+            report["waiter_wake_up"]["p50_ratio"],
+            2.0,
+            False,
+        ),
+        (
+            "worker memory growth, MB (after the first round)",
+            report["worker_memory"]["growth_mb_after_first_round"],
+            20.0,
+            False,
+        ),
+    ]
+    return [
+        {
+            "target": name,
+            "measured": round(value, 3),
+            "bound": f">= {bound}" if at_least else f"<= {bound}",
+            "met": value >= bound if at_least else value <= bound,
+        }
+        for name, value, bound, at_least in found
+    ]
+
+
+def markdown(report: dict[str, Any]) -> str:
+    e2e = report["end_to_end"]
+    lines = [
+        "## End to end: no-op jobs, concurrency "
+        f"{report['settings']['concurrency']}, {report['settings']['rounds']} interleaved rounds",
+        "",
+        "| system | median jobs/s | min-max | CPU ms/job (total) | store's ratio to it |",
+        "|---|---|---|---|---|",
+    ]
+    store = _rate(report, "store")
+    for name, label in e2e["systems"].items():
+        r = e2e["results"][name]
+        lines.append(
+            f"| {label} | {r['median_per_s']} | {r['min_per_s']}-{r['max_per_s']} | "
+            f"{r['cpu_ms_per_job'].get('total', 0):.2f} | {store / r['median_per_s']:.2f}x |"
+        )
+    c, g, h, w = (
+        report["creation"],
+        report["get_state_python"],
+        report["get_state_http"],
+        report["waiter_wake_up"],
+    )
+    lines += [
+        "",
+        "## Latencies and rates",
+        "",
+        "| measure | store | baseline | ratio |",
+        "|---|---|---|---|",
+        f"| batch create {c['batch_rows']} rows, rows/s (incl. publish) | "
+        f"{c['batch_rows_per_s']['store']} | raw insert with audit "
+        f"{c['batch_rows_per_s']['raw_with_audit']}, without {c['batch_rows_per_s']['raw']} | "
+        f"{c['batch_store_vs_raw_with_audit']} / {c['batch_store_vs_raw']} |",
+        f"| single create p50 ms (incl. publish) | {c['single']['store']['p50_ms']} | "
+        f"raw insert + audit {c['single']['raw_with_audit']['p50_ms']} | {c['single_p50_ratio']} |",
+        f"| get_state p50 ms | {g['store']['p50_ms']} (cached {g['store_cached']['p50_ms']}) | "
+        f"raw PK read {g['raw_pk_select']['p50_ms']} | {g['store_p50_ratio']} |",
+        f"| HTTP GET p50 ms | {h['get']['p50_ms']} (cached {h['get_cached']['p50_ms']}) | "
+        f"/health {h['health']['p50_ms']} | {h['get_p50_ratio']} |",
+        f"| waiter wake-up p50 ms | {w['store_from_complete_call']['p50_ms']} "
+        f"(after commit {w['store_after_commit']['p50_ms']}) | raw LISTEN/NOTIFY "
+        f"{w['raw_listen_notify']['p50_ms']}; with a durable write "
+        f"{w['raw_durable_write_listen_notify']['p50_ms']} | {w['p50_ratio']} / "
+        f"{w['p50_ratio_to_durable_write']} |",
+        f"| high priority published behind {report['overtake']['backlog']} low: low ones run "
+        f"before it after it arrived | {report['overtake']['low_run_before_high_after_it_arrived']}"
+        f" of {report['overtake']['low_still_waiting_when_high_arrived']} waiting | | |",
+        f"| {report['in_flight']['assessments_and_waiters']} in flight, as many HTTP waiters | "
+        f"{report['in_flight']['waits_answered_200']} answered, API RSS peak "
+        f"{report['in_flight']['api_rss_mb_peak']} MB, DB connections peak "
+        f"{report['in_flight']['api_database_connections_peak']} | | |",
+        f"| worker memory over {report['worker_memory']['assessments']} assessments | "
+        f"growth {report['worker_memory']['growth_mb_after_first_round']} MB | | |",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | bound | met |",
+        "|---|---|---|---|",
+    ]
+    for t in report["targets"]:
+        lines.append(
+            f"| {t['target']} | {t['measured']} | {t['bound']} | {'yes' if t['met'] else 'NO'} |"
+        )
+    lines += [
+        "",
+        f"Run took {report.get('duration_seconds', 0)} s on {report['machine']['cpus']} CPUs.",
+        "",
+    ]
+    return "\n".join(lines)
