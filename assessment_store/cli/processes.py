@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from importlib.util import find_spec
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +19,7 @@ PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
 def register(app: typer.Typer) -> None:
+    app.command(context_settings=PASSTHROUGH)(bench)
     app.command(context_settings=PASSTHROUGH)(worker)
     app.command(context_settings=PASSTHROUGH)(beat)
     app.command(context_settings=PASSTHROUGH)(flower)
@@ -57,6 +60,24 @@ def worker(
             *ctx.args,
         ]
     )
+
+
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmark against plain Celery, procrastinate and naive loops (a source
+    checkout with the ``bench`` extra; ``--quick`` for a smoke run, ``--help`` for more)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / "ops" / "bench" / "run.py").exists():
+        raise ConfigurationError(
+            "the benchmark ships with the source checkout (ops/bench/run.sh): run it there"
+        )
+    missing = [m for m in ("procrastinate", "matplotlib", "psutil") if not find_spec(m)]
+    if missing:
+        raise ConfigurationError(
+            f"the benchmark needs the bench extra ({', '.join(missing)} missing): "
+            "pip install -e '.[bench]'"
+        )
+    os.chdir(root)
+    os.execv(sys.executable, [sys.executable, "-m", "ops.bench.run", *ctx.args])
 
 
 def beat(ctx: typer.Context, loglevel: Annotated[str, typer.Option()] = "INFO") -> None:
