@@ -16,11 +16,12 @@ from celery.signals import (
     worker_init,
     worker_process_init,
     worker_process_shutdown,
+    worker_ready,
 )
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
 from assessment_store.config import get_settings
-from workers import runtime
+from workers import runtime, timers
 
 logger = logging.getLogger("workers.signals")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -56,6 +57,13 @@ def _serve_metrics(sender: Any = None, **_: Any) -> None:
         logger.warning("worker_metrics_unavailable: port %d: %s", port, exc)
         return
     logger.info("worker_metrics_serving: http://%s:%d/metrics", host, port)
+
+
+@worker_ready.connect
+def _compact_cancelled_timers(sender: Any = None, **_: Any) -> None:
+    hub = getattr(sender, "hub", None)
+    if hub is not None:  # the prefork pool's event loop (none for solo or threads)
+        timers.install(hub)
 
 
 @worker_process_init.connect
