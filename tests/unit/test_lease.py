@@ -37,9 +37,7 @@ def test_one_thread_renews_every_held_lease_and_flags_a_lost_one() -> None:
         assert len(renewed) > count
     finally:
         keeper.close()
-    wait_until(
-        lambda: threading.active_count() == before, timeout=5, message="thread not stopped"
-    )
+    wait_until(lambda: threading.active_count() == before, timeout=5, message="thread not stopped")
 
 
 def test_a_failing_renewal_is_retried_not_fatal() -> None:
