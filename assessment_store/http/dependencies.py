@@ -10,12 +10,14 @@ from assessment_store.http.auth import Principal, authenticate
 from assessment_store.service import AssessmentStore
 
 
-def store_of(request: Request) -> AssessmentStore:
+# Both are async on purpose: they do no I/O, and FastAPI runs a sync dependency in
+# the thread pool, a hand-off that costs more than the work.
+async def store_of(request: Request) -> AssessmentStore:
     store: AssessmentStore = request.app.state.store
     return store
 
 
-def principal_of(
+async def principal_of(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer <JWT>")] = None,
 ) -> Principal:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Query, Response, status
+from starlette.concurrency import run_in_threadpool
 
 from assessment_store.http import waiting
 from assessment_store.http.auth import Role
@@ -95,9 +96,13 @@ def list_assessments(
 
 
 @router.get("/assessments/{assessment_id}", response_model=Assessment, response_model_by_alias=True)
-def get_assessment(assessment_id: str, store: Store, caller: Caller) -> Assessment:
+async def get_assessment(assessment_id: str, store: Store, caller: Caller) -> Response:
     """The assessment's current state."""
-    return store.get_state(assessment_id, owner=caller.owner)
+    # The read blocks, so it runs in the thread pool (one hand-off, not three: the
+    # dependencies are async); the model is already valid, so it is serialised as is
+    # rather than validated again against the response model.
+    found = await run_in_threadpool(store.get_state, assessment_id, owner=caller.owner)
+    return Response(found.model_dump_json(by_alias=True), media_type="application/json")
 
 
 @router.get(
