@@ -66,6 +66,8 @@ def markdown(report: dict[str, Any]) -> str:
     store = _rate(report, "store")
     for name, label in e2e["systems"].items():
         r = e2e["results"][name]
+        if len(r["rounds_per_s"]) == 1:
+            label += " (first round only)"
         lines.append(
             f"| {label} | {r['median_per_s']} | {r['min_per_s']}-{r['max_per_s']} | "
             f"{r['cpu_ms_per_job'].get('total', 0):.2f} | {store / r['median_per_s']:.2f}x |"
