@@ -121,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         redis.Redis.from_url(sink.redis_url).flushdb()
         report["creation"] = sections.creation(
-            sink, args.rounds, 1_000 if small else 10_000, 100 if small else 1_000
+            sink, args.rounds, 1_000 if small else 10_000, 100 if small else 500
         )
-        report["get_state_python"] = sections.python_reads(sink, 300 if small else 2_000)
-        report["get_state_http"] = sections.http_reads_section(quiet, logs, 200 if small else 1_200)
+        report["get_state_python"] = sections.python_reads(sink, 300 if small else 1_500)
+        report["get_state_http"] = sections.http_reads_section(quiet, logs, 200 if small else 1_000)
         report["waiter_wake_up"] = sections.wake_up(quiet, 40 if small else 200)
     plots.latencies(report, args.out)
     for section in report.values():
