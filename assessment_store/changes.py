@@ -52,6 +52,7 @@ RETRY_RESETS: Final[Mapping[str, Fixed]] = {
     "result_data": None,
 }
 Plan = Callable[[Connection], Sequence[Step]]
+ATTEMPT_ENDINGS: Final = frozenset({AssessmentEvent.COMPLETE, AssessmentEvent.FAIL})
 
 
 def to_assessment(row: Mapping[str, Any] | RowMapping) -> Assessment:
@@ -86,7 +87,7 @@ def transition(
             raise explain(conn)
         return steps, rows
 
-    run = runtime.write_one if isinstance(plan, Sequence) else runtime.transact
+    run = runtime.write_one if _one_statement(event, plan) else runtime.transact
     steps, rows = run(work)
     changed = [to_assessment(row) for row in rows]
     if event is not AssessmentEvent.PROGRESS:
@@ -98,6 +99,19 @@ def transition(
         for assessment in changed:
             runtime.cache.put(assessment)
     return changed
+
+
+def _one_statement(event: AssessmentEvent, plan: Plan | Sequence[Step]) -> bool:
+    """Whether the change may run as one statement in its own transaction.
+
+    Not when a running attempt ends itself (complete, fail): a time limit that strikes
+    while that statement waits (on a row lock, on the disk) must undo it, which only a
+    transaction still open in Python allows (the limit's exception arrives before
+    COMMIT). A claim or a progress report landing after the limit is harmless: the
+    limit's handler then fails the attempt it finds running."""
+    if not isinstance(plan, Sequence):
+        return False
+    return not (event in ATTEMPT_ENDINGS and any(step.attempt for step in plan))
 
 
 def change_one(

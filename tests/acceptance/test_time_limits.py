@@ -170,7 +170,7 @@ def _worker_writes_waiting_on_a_lock(conn: Connection) -> int:
         count = other.execute(
             text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND application_name = 'assessment-store-worker' AND wait_event_type = 'Lock'"
+                "AND application_name LIKE 'assessment-store-worker%' AND wait_event_type = 'Lock'"
             )
         ).scalar_one()
     return int(count)
