@@ -66,7 +66,7 @@ def markdown(report: dict[str, Any]) -> str:
     store = _rate(report, "store")
     for name, label in e2e["systems"].items():
         r = e2e["results"][name]
-        if len(r["rounds_per_s"]) == 1:
+        if len(r["rounds_per_s"]) < report["settings"]["rounds"]:
             label += " (first round only)"
         lines.append(
             f"| {label} | {r['median_per_s']} | {r['min_per_s']}-{r['max_per_s']} | "
