@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 backlog = 500 if small else 5_000
                 store_system.reset()
-                report["overtake"] = sections.overtake(store, store_system.worker, backlog)
+                report["overtake"] = sections.overtake(store, backlog)
                 processed += backlog + 1
                 store_system.reset()
                 waiters = 100 if small else 1_000

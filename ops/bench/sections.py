@@ -212,7 +212,7 @@ def wake_up(settings: Settings, rounds: int) -> dict[str, Any]:
     }
 
 
-def overtake(store: AssessmentStore, worker: ChildProcess, backlog: int) -> dict[str, Any]:
+def overtake(store: AssessmentStore, backlog: int) -> dict[str, Any]:
     """Queue ``backlog`` low-priority assessments and then one high-priority one while
     the worker runs: how many low ones still waiting when it arrived ran before it."""
     low = store.batch_create_assessments(
@@ -268,18 +268,15 @@ def rss_mb(process: ChildProcess) -> float:
     return round(float(total) / 2**20, 1)
 
 
-def database_connections(database: str) -> dict[str, int]:
-    """Connections to ``database`` by application name."""
-    engine = create_engine(
-        f"postgresql+psycopg2://postgres@127.0.0.1/{database}", poolclass=pool.NullPool
-    )
+def database_connections(url: str) -> dict[str, int]:
+    """Connections to the database of ``url`` by application name."""
+    engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as conn:
         rows = conn.execute(
             text(
                 "SELECT coalesce(application_name, ''), count(*) FROM pg_stat_activity "
-                "WHERE datname = :db GROUP BY 1"
-            ),
-            {"db": database},
+                "WHERE datname = current_database() GROUP BY 1"
+            )
         ).all()
     engine.dispose()
     return {str(name): int(count) for name, count in rows}
@@ -297,7 +294,6 @@ def in_flight_with_waiters(
     api_process = psutil.Process(api.process.pid)
     rss_before = api_process.memory_info().rss
     peak = {"rss": rss_before, "connections": 0}
-    database = store.settings.database_url.rsplit("/", 1)[-1]
 
     async def run() -> list[int]:
         limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
@@ -317,7 +313,7 @@ def in_flight_with_waiters(
                     peak["rss"] = max(peak["rss"], api_process.memory_info().rss)
                     api_conns = sum(
                         n
-                        for name, n in database_connections(database).items()
+                        for name, n in database_connections(store.settings.database_url).items()
                         if name.startswith("assessment-store-api")
                     )
                     peak["connections"] = max(peak["connections"], api_conns)
