@@ -22,6 +22,19 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 # Secrets that ship in examples and must never protect a production deployment.
 MIN_JWT_SECRET_BYTES = 32
 PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev-secret"})
+# Settings whose bad value an error never repeats: secrets, and URLs that may carry a
+# password (an error goes to a log or a terminal).
+NOT_ECHOED = frozenset(
+    {
+        "jwt_secret",
+        "flower_basic_auth",
+        "compliance_api_key",
+        "database_url",
+        "read_database_url",
+        "redis_url",
+        "broker_url",
+    }
+)
 
 
 class Settings(BaseSettings):
@@ -43,6 +56,9 @@ class Settings(BaseSettings):
     redis_url: str = DEFAULT_REDIS_URL
     broker_url: str | None = None
     jwt_secret: str | None = None
+    # The longest token lifetime the API accepts (exp - iat): a leaked token must not
+    # stay valid for years. `assessment-store token` refuses to mint longer ones.
+    jwt_max_lifetime_seconds: float = Field(default=7 * 86_400, gt=0, le=366 * 86_400)
     # Explicit opt-in (``assessment-store api --dev``): serve with a fixed, public
     # development secret when JWT_SECRET is not set. Never in production.
     api_dev_mode: bool = False
@@ -51,6 +67,10 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(default=1.0, gt=0, le=3600)
     # Flower's basic auth, "user:password" (comma-separate several users).
     flower_basic_auth: str | None = None
+    # Explicit opt-out (``assessment-store flower --unauthenticated``): Flower without
+    # credentials, on a loopback address only, never in production (see
+    # assessment_store/flower_access.py); without either, Flower refuses to start.
+    flower_unauthenticated: bool = False
     # The worker's main process serves its children's metrics here (0: not at all).
     worker_metrics_port: int = Field(default=9808, ge=0, le=65535)
     # ... on this address only (set 0.0.0.0 to let a remote Prometheus scrape it).
@@ -169,7 +189,8 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(part) for part in error["loc"])
             name = f"{ENV_PREFIX}{field.upper()}" if field else "settings"
             shown = error.get("input")
-            value = "" if field == "" or isinstance(shown, dict) else f" (got {shown!r})"
+            hidden = field == "" or field in NOT_ECHOED or isinstance(shown, dict)
+            value = "" if hidden else f" (got {shown!r})"
             problems.append(f"{name}: {error['msg']}{value}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
 

@@ -23,6 +23,7 @@ from assessment_store.errors import (
     UnknownAssessmentTypeError,
 )
 from assessment_store.handlers.registry import HandlerRegistry
+from assessment_store.handlers.targets import TYPES_NEEDING_A_TARGET, target_problem
 from assessment_store.inputs import check_text
 from assessment_store.models import AssessmentRequest
 
@@ -86,9 +87,10 @@ def new_rows(
     """
     rows: list[NewAssessment] = []
     first_by_id: dict[str, AssessmentRequest] = {}
-    for request in requests:
+    for index, request in enumerate(requests):
         if request.assessment_type not in handlers:
             raise UnknownAssessmentTypeError(request.assessment_type, handlers.types())
+        check_runnable(request, f"assessments.{index}." if len(requests) > 1 else "")
         assessment_id = request.id or str(uuid.uuid4())
         if request.id is not None:
             first = first_by_id.setdefault(request.id, request)
@@ -110,15 +112,26 @@ def new_rows(
     return rows
 
 
+def check_runnable(request: AssessmentRequest, where: str = "") -> None:
+    """Refuse a request no worker could ever run (it would fail, be retried and fail
+    again): a type that connects to its serverName without a usable one."""
+    if request.assessment_type in TYPES_NEEDING_A_TARGET:
+        problem = target_problem(request.server_name)
+        if problem is not None:
+            raise InvalidInputError(f"{where}serverName", problem, request.server_name)
+
+
 def check_idempotent_repeats(conn: Connection, repeated: Sequence[NewAssessment]) -> None:
     """Rows whose id already existed must repeat the stored request (same creator, same
     content but for the timestamp); anything else is AssessmentConflictError."""
     existing = repository.fetch_identities(conn, [row.assessment_id for row in repeated])
     for row in repeated:
         owner, stored = existing[row.assessment_id]
+        if owner != row.created_by:
+            raise AssessmentConflictError(row.assessment_id, taken=True)
         same_request = (
             AssessmentRequest.model_validate(stored).identity()
             == AssessmentRequest.model_validate(row.request_data).identity()
         )
-        if owner != row.created_by or not same_request:
+        if not same_request:
             raise AssessmentConflictError(row.assessment_id)

@@ -72,19 +72,43 @@ class DataRejectedError(AssessmentStoreError):
     code = "VALIDATION_ERROR"
 
 
-class ImportRejectedError(AssessmentStoreError):
-    """Raised when any line of an import is bad; ``problems`` lists them by line."""
+class UnusableFileError(AssessmentStoreError):
+    """Raised when a file named on the command line cannot be read or written."""
+
+    code = "VALIDATION_ERROR"
+
+    def __init__(self, path: str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
+class LinesRejectedError(AssessmentStoreError):
+    """Raised when any line of a JSON lines file is bad: nothing of the file is used.
+    ``problems`` lists them by line; the message shows the first SHOWN, one a line."""
 
     code = "VALIDATION_ERROR"
     SHOWN = 50
+    OUTCOME = "nothing done"
 
     def __init__(self, problems: list[str]) -> None:
         shown = problems[: self.SHOWN]
         more = f"\n... and {len(problems) - self.SHOWN} more" if len(problems) > self.SHOWN else ""
         super().__init__(
-            f"nothing imported: {len(problems)} bad line(s)\n" + "\n".join(shown) + more
+            f"{self.OUTCOME}: {len(problems)} bad line(s)\n" + "\n".join(shown) + more
         )
         self.problems = problems
+
+
+class ImportRejectedError(LinesRejectedError):
+    """Raised when any line of an import is bad; ``problems`` lists them by line."""
+
+    OUTCOME = "nothing imported"
+
+
+class BatchRejectedError(LinesRejectedError):
+    """Raised when any line of a batch file (``submit --file``) is bad."""
+
+    OUTCOME = "nothing submitted"
 
 
 # -- assessments -------------------------------------------------------------------
@@ -145,15 +169,22 @@ class VersionConflictError(AssessmentStoreError):
 
 
 class AssessmentConflictError(AssessmentStoreError):
-    """Raised when a client-supplied id is reused with a different request."""
+    """Raised when a client-supplied id is reused with a different request, or is
+    already taken by another creator (``taken``)."""
 
     code = "ASSESSMENT_CONFLICT"
 
-    def __init__(self, assessment_id: str) -> None:
-        super().__init__(
-            f"assessment {assessment_id!r} already exists with a different request; "
-            "reuse an id only to retry the identical request"
-        )
+    def __init__(self, assessment_id: str, *, taken: bool = False) -> None:
+        if taken:
+            # Ids are global, so that the id is in use cannot be hidden; nothing else
+            # is told: not whose it is, nor whether its request matches this one.
+            message = f"assessment id {assessment_id!r} is already in use; choose another id"
+        else:
+            message = (
+                f"assessment {assessment_id!r} already exists with a different request; "
+                "reuse an id only to retry the identical request"
+            )
+        super().__init__(message)
         self.assessment_id = assessment_id
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +28,25 @@ def text_problem(text: str) -> str | None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         return "must be valid Unicode (no lone surrogates)"
+    return None
+
+
+# Characters that reorder or hide text when displayed (the Unicode bidirectional
+# controls and marks): "evil\u202ekcom" shows as another name than it is.
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def hidden_character_problem(text: str) -> str | None:
+    """Why ``text`` is not plain printable text (a control or bidi character), or None."""
+    for index, char in enumerate(text):
+        if char in BIDI_CONTROLS:
+            return (
+                f"must not contain bidirectional control characters (U+{ord(char):04X} at {index})"
+            )
+        if unicodedata.category(char) == "Cc":
+            return f"must not contain control characters (U+{ord(char):04X} at {index})"
     return None
 
 
@@ -98,6 +118,22 @@ def check_count(field: str, value: object) -> int:
     """A non-negative integer."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(field, "must be a whole number >= 0", value)
+    return value
+
+
+MAX_STATS_WINDOW_SECONDS = 86_400  # rates over at most a day
+
+
+def check_window_seconds(field: str, value: object) -> int:
+    """The window of the stats' rates: whole seconds, 1 to a day."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not (1 <= value <= MAX_STATS_WINDOW_SECONDS)
+    ):
+        raise InvalidInputError(
+            field, f"must be a whole number of seconds from 1 to {MAX_STATS_WINDOW_SECONDS}", value
+        )
     return value
 
 

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from assessment_store import policy
-from assessment_store.inputs import text_problem
+from assessment_store.inputs import hidden_character_problem, text_problem
 from assessment_store.states import AssessmentState
 
 ASSESSMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
@@ -68,18 +69,26 @@ class WireModel(BaseModel):
         return value
 
 
+# JSON types are strict: a boolean or a string where a number belongs (or a number
+# where a boolean does) is refused, never coerced ("priority": true is not 1). Floats
+# must be finite: NaN would pass every comparison's "else" branch.
+StrictBool = Annotated[bool, Strict()]
+StrictInt = Annotated[int, Strict()]
+Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
 class AssessmentOptions(WireModel):
     """How an assessment should run (the seed's options)."""
 
-    include_details: bool = False
-    generate_report: bool = False
-    save_results: bool = True
-    check_server_status: bool = True
-    validate_config: bool = False
-    check_compliance: bool = False
+    include_details: StrictBool = False
+    generate_report: StrictBool = False
+    save_results: StrictBool = True
+    check_server_status: StrictBool = True
+    validate_config: StrictBool = False
+    check_compliance: StrictBool = False
     server_filter: list[str] | None = Field(default=None, max_length=1000)
-    deep_scan: bool = False
-    timeout: float | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
+    deep_scan: StrictBool = False
+    timeout: Seconds | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
 
 
 class AssessmentRequest(WireModel):
@@ -91,8 +100,8 @@ class AssessmentRequest(WireModel):
     options: AssessmentOptions = Field(default_factory=AssessmentOptions)
     timestamp: AwareDatetime = Field(default_factory=utc_now)
     source: Source = "installer"
-    priority: int = Field(default=5, ge=1, le=10)
-    timeout: float | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
+    priority: StrictInt = Field(default=5, ge=1, le=10)
+    timeout: Seconds | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
 
     @field_validator("id")
     @classmethod
@@ -102,6 +111,19 @@ class AssessmentRequest(WireModel):
                 "must be 1-255 characters of letters, digits, '.', '_', ':' or '-', "
                 "starting with a letter or digit"
             )
+        return value
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name_is_plain_text(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A control or bidirectional character makes a name that displays as another
+        # host and that no resolver accepts: refused whatever the type (but a row
+        # stored before this rule must still be readable).
+        if value is None or (info.context and info.context.get("from_database")):
+            return value
+        problem = hidden_character_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @property
@@ -171,14 +193,23 @@ class AssessmentFilters(WireModel):
     """Filters and keyset pagination for :meth:`AssessmentStore.list_assessments`."""
 
     states: list[AssessmentState] | None = None
-    assessment_type: str | None = None
-    server_name: str | None = None
+    assessment_type: str | None = Field(default=None, max_length=64)
+    server_name: str | None = Field(default=None, max_length=1024)
     source: Source | None = None
-    created_by: str | None = None
+    created_by: str | None = Field(default=None, max_length=255)
     created_after: AwareDatetime | None = None
     created_before: AwareDatetime | None = None
-    limit: int = Field(default=50, ge=1, le=1000)
+    limit: StrictInt = Field(default=50, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=512)
+
+
+# A filter's wire name -> the query parameter (GET /v1/assessments) and CLI option
+# (``list --type``) that set it, so that an error names what the caller wrote.
+FILTER_QUERY_NAMES: Final[dict[str, str]] = {
+    "states": "state",
+    "assessmentType": "type",
+    "serverName": "server",
+}
 
 
 class AssessmentPage(WireModel):

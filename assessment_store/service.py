@@ -22,10 +22,10 @@ from assessment_store.config import Settings
 from assessment_store.db import reads, repository
 from assessment_store.db.engine import Engines
 from assessment_store.dispatch import Dispatcher, dispatch_item
-from assessment_store.errors import AssessmentNotFoundError, InvalidInputError
+from assessment_store.errors import AssessmentNotFoundError, ForbiddenError, InvalidInputError
 from assessment_store.events import EventHandler, Subscription, subscribe_to_audit
 from assessment_store.handlers.registry import HandlerRegistry
-from assessment_store.inputs import check_count, check_lookup_id
+from assessment_store.inputs import check_count, check_lookup_id, check_window_seconds
 from assessment_store.models import (
     FROM_DATABASE,
     Assessment,
@@ -184,8 +184,16 @@ class AssessmentStore:
     def list_assessments(
         self, filters: AssessmentFilters | None = None, *, owner: str | None = None
     ) -> AssessmentPage:
-        """A page of assessments, newest first, with keyset pagination (the replica)."""
+        """A page of assessments, newest first, with keyset pagination (the replica).
+
+        With ``owner`` (a producer or viewer), only that creator's assessments: asking
+        for another creator's is ForbiddenError, never silently answered with one's own.
+        """
         chosen = filters or AssessmentFilters()
+        if owner is not None and chosen.created_by not in (None, owner):
+            raise ForbiddenError(
+                f"createdBy: you may list only your own assessments (createdBy {owner!r})"
+            )
         return self.runtime.read(
             lambda conn: queries.list_page(conn, chosen, owner=owner), replica=True
         )
@@ -194,7 +202,7 @@ class AssessmentStore:
         self, *, owner: str | None = None, window_seconds: int = 300
     ) -> AssessmentStats:
         """Counts by state, throughput, average processing time, error rate, dead letters."""
-        window = check_count("windowSeconds", window_seconds) or 1
+        window = check_window_seconds("windowSeconds", window_seconds)
         return self.runtime.read(
             lambda conn: queries.stats(conn, window_seconds=window, owner=owner), replica=True
         )

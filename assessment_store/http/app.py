@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Metric
@@ -20,9 +21,14 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 
 
 def create_app(
-    store: AssessmentStore, jwt_secret: str, *, max_body_bytes: int = MAX_BODY_BYTES
+    store: AssessmentStore,
+    jwt_secret: str,
+    *,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    jwt_max_lifetime: timedelta | None = None,
 ) -> FastAPI:
-    """An app serving ``store``; tokens are verified with ``jwt_secret``."""
+    """An app serving ``store``; tokens are verified with ``jwt_secret`` and may live at
+    most ``jwt_max_lifetime`` (default: the store's JWT_MAX_LIFETIME_SECONDS)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,6 +43,9 @@ def create_app(
     )
     app.state.store = store
     app.state.jwt_secret = jwt_secret
+    app.state.jwt_max_lifetime = jwt_max_lifetime or timedelta(
+        seconds=store.settings.jwt_max_lifetime_seconds
+    )
     registry = CollectorRegistry(auto_describe=True)
     registry.register(_ProcessMetrics(store))
     registry.register(SystemCollector(store))

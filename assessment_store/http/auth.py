@@ -17,6 +17,10 @@ import jwt
 from assessment_store.errors import ForbiddenError, UnauthorizedError
 
 ALGORITHM = "HS256"
+MAX_LIFETIME = timedelta(days=7)
+LEEWAY_SECONDS = (
+    1.0  # iat and exp are whole seconds  # the default of ASSESSMENT_STORE_JWT_MAX_LIFETIME_SECONDS
+)
 # Used only when the API or the token command is run with --dev, never otherwise.
 DEVELOPMENT_SECRET = "assessment-store-development-only-secret-do-not-deploy"
 
@@ -51,8 +55,14 @@ def issue_token(secret: str, subject: str, role: Role, ttl: timedelta) -> str:
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def authenticate(secret: str, authorization: str | None) -> Principal:
-    """The principal of an ``Authorization: Bearer <JWT>`` header, or UnauthorizedError."""
+def authenticate(
+    secret: str, authorization: str | None, *, max_lifetime: timedelta = MAX_LIFETIME
+) -> Principal:
+    """The principal of an ``Authorization: Bearer <JWT>`` header, or UnauthorizedError.
+
+    ``exp`` is required and must be at most ``max_lifetime`` after ``iat`` (or after
+    now, for a token without ``iat``): a token that never expires, or only in years,
+    would outlive any leak."""
     if not authorization:
         raise UnauthorizedError("missing Authorization header (expected 'Bearer <token>')")
     scheme, _, token = authorization.partition(" ")
@@ -69,6 +79,7 @@ def authenticate(secret: str, authorization: str | None) -> Principal:
         raise UnauthorizedError("token expired") from None
     except jwt.InvalidTokenError as exc:
         raise UnauthorizedError(f"invalid token: {exc}") from None
+    check_lifetime(claims, max_lifetime)
     subject = claims.get("sub")
     if (
         not isinstance(subject, str)
@@ -82,3 +93,15 @@ def authenticate(secret: str, authorization: str | None) -> Principal:
     except ValueError:
         raise UnauthorizedError("invalid token: 'role' must be producer, viewer or admin") from None
     return Principal(subject, role)
+
+
+def check_lifetime(claims: dict[str, Any], max_lifetime: timedelta) -> None:
+    """Refuse a token valid for longer than ``max_lifetime`` (PyJWT checked the types)."""
+    issued = claims.get("iat")
+    start = float(issued) if isinstance(issued, int | float) else datetime.now(UTC).timestamp()
+    lifetime = float(claims["exp"]) - start
+    if lifetime > max_lifetime.total_seconds() + LEEWAY_SECONDS:
+        raise UnauthorizedError(
+            f"invalid token: lifetime {lifetime:.0f}s exceeds the accepted maximum of "
+            f"{max_lifetime.total_seconds():.0f}s"
+        )

@@ -6,8 +6,10 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
-from assessment_store.http.auth import Principal, authenticate
+from assessment_store.http.auth import Principal, Role, authenticate
 from assessment_store.service import AssessmentStore
+
+WRITERS = (Role.PRODUCER, Role.ADMIN)
 
 
 # Both are async on purpose: they do no I/O, and FastAPI runs a sync dependency in
@@ -22,8 +24,16 @@ async def principal_of(
     authorization: Annotated[str | None, Header(description="Bearer <JWT>")] = None,
 ) -> Principal:
     secret: str = request.app.state.jwt_secret
-    return authenticate(secret, authorization)
+    return authenticate(secret, authorization, max_lifetime=request.app.state.jwt_max_lifetime)
+
+
+async def writer_of(caller: Annotated[Principal, Depends(principal_of)]) -> Principal:
+    """A caller allowed to change assessments. A dependency, so a viewer is refused
+    (403) before its body is even validated: it cannot make the API do that work."""
+    caller.require(*WRITERS)
+    return caller
 
 
 Store = Annotated[AssessmentStore, Depends(store_of)]
 Caller = Annotated[Principal, Depends(principal_of)]
+Writer = Annotated[Principal, Depends(writer_of)]

@@ -36,7 +36,6 @@ STATUS_OF_CODE = {
     "STORE_UNAVAILABLE": 503,
 }
 HTTP_CODES = {
-    400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
     403: "FORBIDDEN",
     404: "NOT_FOUND",
@@ -52,16 +51,44 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+# An error body stays small whatever the request was: at most this many details,
+# each field name and message cut to a bounded length (a body of 50,000 unknown
+# keys must not get a 6 MB answer).
+MAX_DETAILS = 20
+MAX_FIELD_CHARS = 120
+MAX_DETAIL_MESSAGE_CHARS = 300
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _plain(message: str) -> str:
+    # pydantic prefixes a validator's own ValueError text; the problem is the message.
+    return message.removeprefix("Value error, ")
+
+
 def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    return _clip(".".join(parts) or "body", MAX_FIELD_CHARS)
 
 
 def validation_response(errors: list[Any]) -> JSONResponse:
+    """422 VALIDATION_ERROR: the first error in ``message`` (with how many more),
+    the first MAX_DETAILS of them in ``details``."""
     details = [
-        {"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors
+        {
+            "field": _field(tuple(e.get("loc", ()))),
+            "message": _clip(_plain(str(e.get("msg", ""))), MAX_DETAIL_MESSAGE_CHARS),
+        }
+        for e in errors[:MAX_DETAILS]
     ]
-    message = "; ".join(f"{d['field']}: {d['message']}" for d in details) or "invalid request"
+    if details:
+        message = f"{details[0]['field']}: {details[0]['message']}"
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more error(s))"
+    else:
+        message = "invalid request"
     return JSONResponse(
         status_code=422, content=error_body("VALIDATION_ERROR", message, details=details)
     )
@@ -90,6 +117,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # A body FastAPI could not parse (the body guard catches the known cases
+            # first): bad input, so the contract's 422, never an extra code.
+            return validation_response([{"loc": ("body",), "msg": str(exc.detail)}])
         code = HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         return JSONResponse(
             status_code=exc.status_code,

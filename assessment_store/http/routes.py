@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from assessment_store.http import waiting
-from assessment_store.http.auth import Role
-from assessment_store.http.dependencies import Caller, Store
+from assessment_store.http.dependencies import Caller, Store, Writer
 from assessment_store.http.schemas import (
     AuditTrailResponse,
     BatchCreatedResponse,
@@ -20,6 +21,7 @@ from assessment_store.http.schemas import (
     ErrorResponse,
     RetryRequest,
 )
+from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS
 from assessment_store.models import (
     Assessment,
     AssessmentFilters,
@@ -33,7 +35,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
-WRITERS = (Role.PRODUCER, Role.ADMIN)
+# A filter's name in the model -> the query parameter a client sends, so that an
+# error names what the client wrote.
+QUERY_NAME_OF_FILTER = {
+    "states": "state",
+    "assessmentType": "type",
+    "serverName": "server",
+    "createdBy": "createdBy",
+    "createdAfter": "createdAfter",
+    "createdBefore": "createdBefore",
+}
 MAX_WAIT_SECONDS = 300.0
 
 
@@ -43,9 +54,8 @@ MAX_WAIT_SECONDS = 300.0
     response_model=CreatedResponse,
     response_model_by_alias=True,
 )
-def create_assessment(request: AssessmentRequest, store: Store, caller: Caller) -> CreatedResponse:
+def create_assessment(request: AssessmentRequest, store: Store, caller: Writer) -> CreatedResponse:
     """Create an assessment (idempotent on a client-supplied ``id``)."""
-    caller.require(*WRITERS)
     assessment_id = store.create_assessment(request, created_by=caller.subject)
     current = store.get_state(assessment_id)
     return CreatedResponse(assessment_id=assessment_id, state=current.state)
@@ -57,9 +67,8 @@ def create_assessment(request: AssessmentRequest, store: Store, caller: Caller) 
     response_model=BatchCreatedResponse,
     response_model_by_alias=True,
 )
-def create_batch(body: BatchCreateRequest, store: Store, caller: Caller) -> BatchCreatedResponse:
+def create_batch(body: BatchCreateRequest, store: Store, caller: Writer) -> BatchCreatedResponse:
     """Create many assessments in one transaction: all or none."""
-    caller.require(*WRITERS)
     ids = store.batch_create_assessments(body.assessments, created_by=caller.subject)
     return BatchCreatedResponse(assessment_ids=ids)
 
@@ -79,20 +88,34 @@ def list_assessments(
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AssessmentPage:
     """Assessments newest first; ``nextCursor`` fetches the next page."""
-    filters = AssessmentFilters.model_validate(
-        {
-            "states": state,
-            "assessmentType": assessment_type,
-            "serverName": server,
-            "source": source,
-            "createdBy": created_by,
-            "createdAfter": created_after,
-            "createdBefore": created_before,
-            "limit": limit,
-            "cursor": cursor,
-        }
-    )
+    try:
+        filters = AssessmentFilters.model_validate(
+            {
+                "states": state,
+                "assessmentType": assessment_type,
+                "serverName": server,
+                "source": source,
+                "createdBy": created_by,
+                "createdAfter": created_after,
+                "createdBefore": created_before,
+                "limit": limit,
+                "cursor": cursor,
+            }
+        )
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [
+                {**error, "loc": ("query", *_query_location(error["loc"]))}
+                for error in exc.errors(include_url=False, include_input=False)
+            ]
+        ) from None
     return store.list_assessments(filters, owner=caller.owner)
+
+
+def _query_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    if loc and loc[0] in QUERY_NAME_OF_FILTER:
+        return (QUERY_NAME_OF_FILTER[str(loc[0])], *loc[1:])
+    return loc
 
 
 @router.get("/assessments/{assessment_id}", response_model=Assessment, response_model_by_alias=True)
@@ -115,7 +138,7 @@ async def wait_for_assessment(
     assessment_id: str,
     store: Store,
     caller: Caller,
-    timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)] = 30.0,
+    timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)] = 30.0,
 ) -> Assessment:
     """Long-poll until the assessment is finished; 408 ASSESSMENT_TIMEOUT after ``timeout``."""
     return await waiting.wait_for_completion(store, assessment_id, timeout, caller.owner)
@@ -127,12 +150,11 @@ async def wait_for_assessment(
 def cancel_assessment(
     assessment_id: str,
     store: Store,
-    caller: Caller,
+    caller: Writer,
     body: Annotated[CancelRequest | None, Body()] = None,
 ) -> Assessment:
     """Cancel a pending or running assessment, with an optional ``reason``; with
     ``expectedVersion``, only if nobody changed it since that version."""
-    caller.require(*WRITERS)
     return store.cancel_assessment(
         assessment_id,
         body.reason if body else None,
@@ -148,12 +170,11 @@ def cancel_assessment(
 def retry_assessment(
     assessment_id: str,
     store: Store,
-    caller: Caller,
+    caller: Writer,
     body: Annotated[RetryRequest | None, Body()] = None,
 ) -> Assessment:
     """Put a failed assessment back to pending now (also when its automatic retries are
     used up); with ``expectedVersion``, only if nobody changed it since that version."""
-    caller.require(*WRITERS)
     return store.retry_assessment(
         assessment_id,
         owner=caller.owner,
@@ -177,7 +198,9 @@ def audit_trail(assessment_id: str, store: Store, caller: Caller) -> AuditTrailR
 def stats(
     store: Store,
     caller: Caller,
-    window: Annotated[int, Query(ge=1, le=86_400, description="seconds for rates")] = 300,
+    window: Annotated[
+        int, Query(ge=1, le=MAX_STATS_WINDOW_SECONDS, description="seconds for rates")
+    ] = 300,
 ) -> AssessmentStats:
     """Counts by state, throughput per minute, average processing time, error rate."""
     return store.get_assessment_stats(owner=caller.owner, window_seconds=window)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from assessment_store.models import AssessmentRequest, AuditEntry, WireModel
+from assessment_store.models import AssessmentRequest, AuditEntry, StrictInt, WireModel
 from assessment_store.states import AssessmentState
 
 MAX_BATCH = 1000
@@ -26,12 +26,12 @@ class BatchCreatedResponse(WireModel):
 class CancelRequest(WireModel):
     reason: str | None = Field(default=None, max_length=4000)
     # Cancel only if the assessment is still at this version (else 409 VERSION_CONFLICT).
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: StrictInt | None = Field(default=None, ge=1)
 
 
 class RetryRequest(WireModel):
     # Retry only if the assessment is still at this version (else 409 VERSION_CONFLICT).
-    expected_version: int | None = Field(default=None, ge=1)
+    expected_version: StrictInt | None = Field(default=None, ge=1)
 
 
 class AuditTrailResponse(WireModel):

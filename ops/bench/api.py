@@ -111,7 +111,9 @@ def waiter_wake_up(store: AssessmentStore, rounds: int) -> tuple[list[float], li
     from complete_assessment's return (the commit done) until then."""
     samples, after_commit = [], []
     for _ in range(rounds):
-        assessment_id = store.create_assessment(AssessmentRequest(assessment_type="health"))
+        assessment_id = store.create_assessment(
+            AssessmentRequest(assessment_type="health", server_name="127.0.0.1")
+        )
         store.start_processing(assessment_id, "bench")
         waiter = _Waiter(store, assessment_id)
         waiter.start()
@@ -176,7 +178,7 @@ def main() -> None:
             "p50_ratio": round(percentile(ours, 50) / percentile(raw, 50), 2),
         }
         done = store.create_assessment(
-            AssessmentRequest(assessment_type="health"), created_by="bench"
+            AssessmentRequest(assessment_type="health", server_name="127.0.0.1"), created_by="bench"
         )
         store.start_processing(done, "bench")
         store.complete_assessment(done, {"ok": True})

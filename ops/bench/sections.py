@@ -158,7 +158,9 @@ def _api(name: str, settings: Settings, logs: Path, **overrides: Any) -> tuple[C
 def http_reads_section(settings: Settings, logs: Path, reads: int) -> dict[str, Any]:
     """GET /v1/assessments/{id}, uncached and cached, against GET /health."""
     store = AssessmentStore(settings, dispatcher=NullDispatcher())
-    done = store.create_assessment(AssessmentRequest(assessment_type="health"), created_by="bench")
+    done = store.create_assessment(
+        AssessmentRequest(assessment_type="health", server_name="127.0.0.1"), created_by="bench"
+    )
     store.start_processing(done, "bench")
     store.complete_assessment(done, {"ok": True})
     store.close()

@@ -59,7 +59,9 @@ def test_a_client_id_makes_creation_idempotent_and_a_changed_request_conflicts(
     first = create(client, id="order-7")
     assert create(client, id="order-7") == first
     response = client.post(
-        "/v1/assessments", headers=ALICE, json={"id": "order-7", "assessmentType": "security"}
+        "/v1/assessments",
+        headers=ALICE,
+        json={"id": "order-7", "assessmentType": "security", "serverName": "db1:443"},
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "ASSESSMENT_CONFLICT"
@@ -71,7 +73,7 @@ def test_batch_create_is_all_or_nothing(client: TestClient, store: AssessmentSto
         headers=ALICE,
         json={
             "assessments": [
-                {"assessmentType": "health"},
+                {"assessmentType": "health", "serverName": "db1"},
                 {"assessmentType": "compliance", "priority": 2},
             ]
         },
@@ -83,8 +85,8 @@ def test_batch_create_is_all_or_nothing(client: TestClient, store: AssessmentSto
         headers=ALICE,
         json={
             "assessments": [
-                {"assessmentType": "health"},
-                {"assessmentType": "health", "priority": 0},
+                {"assessmentType": "compliance"},
+                {"assessmentType": "compliance", "priority": 0},
             ]
         },
     )
@@ -338,7 +340,10 @@ def test_producers_see_only_their_own_and_admins_see_all(client: TestClient) -> 
     )
     assert client.get(f"/v1/assessments/{mine}", headers=VIEWER_ALICE).status_code == 200
     assert client.post(f"/v1/assessments/{mine}/cancel", headers=VIEWER_ALICE).status_code == 403
-    listed = client.get("/v1/assessments", params={"createdBy": "bob"}, headers=ALICE).json()
+    # Asking for another creator's is refused, not silently answered with one's own.
+    others = client.get("/v1/assessments", params={"createdBy": "bob"}, headers=ALICE)
+    assert others.status_code == 403 and others.json()["error"]["code"] == "FORBIDDEN"
+    listed = client.get("/v1/assessments", params={"createdBy": "alice"}, headers=ALICE).json()
     assert [i["assessmentId"] for i in listed["items"]] == [mine]
     assert client.get("/v1/stats", headers=ALICE).json()["total"] == 1
     assert client.get("/v1/stats", headers=ADMIN).json()["total"] == 2

@@ -56,7 +56,9 @@ def test_the_schema_lists_every_endpoint(store: AssessmentStore) -> None:
 
 @pytest.mark.timeout(600)
 def test_no_generated_request_gets_a_server_error(store: AssessmentStore) -> None:
-    store.create_assessment({"assessmentType": "health", "id": "known-1"}, created_by="fuzz")
+    store.create_assessment(
+        {"assessmentType": "health", "serverName": "db1", "id": "known-1"}, created_by="fuzz"
+    )
     for operation in operations(store):
 
         @given(case=operation.as_strategy())

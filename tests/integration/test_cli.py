@@ -52,7 +52,10 @@ def test_submit_then_status_and_audit_as_json(
 @pytest.mark.usefixtures("cli_env")
 def test_submit_a_batch_from_a_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     batch = tmp_path / "batch.jsonl"
-    batch.write_text('{"assessmentType": "health"}\n\n{"assessmentType": "security"}\n')
+    batch.write_text(
+        '{"assessmentType": "health", "serverName": "db1"}\n\n'
+        '{"assessmentType": "security", "serverName": "db1"}\n'
+    )
     code, out, _ = cli(capsys, "submit", "ignored", "--file", str(batch), "--json")
     assert code == 0 and len(json.loads(out)["assessmentIds"]) == 2
 

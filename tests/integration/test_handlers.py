@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentState, AssessmentStore, load_settings
 from assessment_store.config import Settings
@@ -17,6 +18,7 @@ from assessment_store.demo.targets import (
     make_certificate,
     tls_server,
 )
+from assessment_store.errors import InvalidInputError
 from assessment_store.execution import Outcome, run_attempt
 from assessment_store.handlers import compliance
 from assessment_store.handlers.security import hostname_matches
@@ -24,7 +26,10 @@ from tests.factories import quiet_store, request
 
 
 def attempt(store: AssessmentStore, **fields: Any) -> tuple[Outcome, Any]:
-    assessment_id = store.create_assessment(request(**fields))
+    return run_existing(store, store.create_assessment(request(**fields)))
+
+
+def run_existing(store: AssessmentStore, assessment_id: str) -> tuple[Outcome, Any]:
     outcome = run_attempt(store.runtime, assessment_id, "w")
     return outcome, store.get_state(assessment_id)
 
@@ -84,11 +89,34 @@ def test_health_honours_the_server_filter(store: AssessmentStore) -> None:
     assert got.result_data["skipped"] is True
 
 
-@pytest.mark.parametrize("server_name", [None, "ftp://x", "host:notaport", "a b:80/path"])
-def test_health_without_a_usable_server_name_fails_permanently(
-    store: AssessmentStore, server_name: str | None
+@pytest.mark.parametrize(
+    "server_name", [None, "ftp://x", "host:notaport", "a b:80/path", "evil.com:99999", "a..b"]
+)
+@pytest.mark.parametrize("assessment_type", ["health", "security"])
+def test_a_check_without_a_usable_server_name_is_refused_at_creation(
+    store: AssessmentStore, raw_conn: Connection, assessment_type: str, server_name: str | None
 ) -> None:
-    outcome, got = attempt(store, assessment_type="health", server_name=server_name)
+    # It could never run: refused up front, naming the field, with nothing written.
+    with pytest.raises(InvalidInputError, match=r"^serverName: "):
+        store.create_assessment(request(assessment_type=assessment_type, server_name=server_name))
+    assert raw_conn.execute(text("SELECT count(*) FROM assessment_states")).scalar_one() == 0
+
+
+def test_a_stored_health_check_without_a_usable_server_name_fails_permanently(
+    store: AssessmentStore, raw_conn: Connection
+) -> None:
+    # A row from before the creation rule (or written by plain SQL) still ends cleanly.
+    assessment_id = store.create_assessment(request(assessment_type="compliance", server_name=None))
+    raw_conn.execute(
+        text(
+            "UPDATE assessment_states SET assessment_type = 'health', "
+            'request_data = request_data || \'{"assessmentType": "health"}\' '
+            "WHERE assessment_id = :id"
+        ),
+        {"id": assessment_id},
+    )
+    raw_conn.commit()
+    outcome, got = run_existing(store, assessment_id)
     assert outcome is Outcome.FAILED
     assert got.next_retry_at is None and "serverName" in (got.error_message or "")
 

@@ -16,7 +16,7 @@ from assessment_store import (
     AssessmentStore,
     AssessmentTimeoutError,
 )
-from assessment_store.errors import InvalidCursorError
+from assessment_store.errors import ForbiddenError, InvalidCursorError
 from assessment_store.http.errors import STATUS_OF_CODE
 from tests.factories import failed, processing, request
 
@@ -73,8 +73,10 @@ def test_filters_narrow_by_state_type_server_source_owner_and_time(
 def test_an_owner_sees_only_their_own_assessments(store: AssessmentStore) -> None:
     mine = store.create_assessment(request(), created_by="alice")
     store.create_assessment(request(), created_by="bob")
-    page = store.list_assessments(AssessmentFilters(created_by="bob"), owner="alice")
+    page = store.list_assessments(AssessmentFilters(), owner="alice")
     assert [x.assessment_id for x in page.items] == [mine]
+    with pytest.raises(ForbiddenError, match="createdBy"):
+        store.list_assessments(AssessmentFilters(created_by="bob"), owner="alice")
     assert store.get_state(mine, owner="alice").assessment_id == mine
     with pytest.raises(AssessmentNotFoundError, match="not found"):
         store.get_state(mine, owner="bob")
