@@ -13,6 +13,7 @@ import typer
 
 from assessment_store.config import get_settings
 from assessment_store.errors import ConfigurationError
+from assessment_store.flower_access import OPT_OUT_VARIABLE, credentials_on_command_line, decide
 from assessment_store.queues import queue_list
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
@@ -90,21 +91,32 @@ def flower(
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option()] = 5555,
     unauthenticated: Annotated[
-        bool, typer.Option("--unauthenticated", help="run without basic auth (local only)")
+        bool,
+        typer.Option(
+            "--unauthenticated", help="run without credentials (loopback only, not production)"
+        ),
     ] = False,
 ) -> None:
-    """Run Flower, the Celery monitor, with basic auth from FLOWER_BASIC_AUTH."""
-    credentials = get_settings().flower_basic_auth
-    if credentials:
-        # Flower reads its options from the environment too: the credentials never
-        # appear on a command line, where any local user could read them (ps).
-        os.environ["FLOWER_BASIC_AUTH"] = credentials
-    elif unauthenticated:
-        # Flower's API answers 401 without auth unless told otherwise.
-        os.environ["FLOWER_UNAUTHENTICATED_API"] = "true"
-    else:
-        raise ConfigurationError(
-            "ASSESSMENT_STORE_FLOWER_BASIC_AUTH is not set (user:password): set it, or pass "
-            "--unauthenticated to run Flower without auth"
-        )
+    """Run Flower, the Celery monitor, behind ASSESSMENT_STORE_FLOWER_BASIC_AUTH
+    (UI and API; on 127.0.0.1 unless --host says otherwise)."""
+    settings = get_settings()
+    if unauthenticated:
+        # The opt-out is a setting, so that the Flower process (workers.flower_guard)
+        # takes the same decision as the check below.
+        os.environ[OPT_OUT_VARIABLE] = "true"
+        settings = settings.model_copy(update={"flower_unauthenticated": True})
+    # Refuse here, with the CLI's exit code, what the Flower process would refuse. The
+    # credentials reach Flower through the environment it inherits, never as arguments.
+    decide(
+        settings,
+        address=host,
+        flower_basic_auth=_flower_own_credentials(),
+        flower_oauth=bool(os.environ.get("FLOWER_AUTH")),
+        on_command_line=credentials_on_command_line(ctx.args),
+    )
     _exec_celery(["flower", f"--address={host}", f"--port={port}", *ctx.args])
+
+
+def _flower_own_credentials() -> list[str]:
+    """Credentials given to Flower in its own variable (honoured, being environment)."""
+    return [pair for pair in os.environ.get("FLOWER_BASIC_AUTH", "").split(",") if pair]

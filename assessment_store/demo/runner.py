@@ -239,8 +239,9 @@ def running_system(
                 "--address=127.0.0.1",
                 f"--port={endpoints.flower_port}",
             ],
-            # Credentials through the environment, never on a command line (ps shows it).
-            {**env, "FLOWER_BASIC_AUTH": f"demo:{endpoints.flower_password}"},
+            # Credentials through the environment, never on a command line (ps shows it);
+            # workers.flower_guard hands them to Flower.
+            {**env, f"{ENV_PREFIX}FLOWER_BASIC_AUTH": f"demo:{endpoints.flower_password}"},
             log_dir,
             ready_marker="Visit me at",
         ),

@@ -1,9 +1,13 @@
-"""Flower, started by ``assessment-store flower``, sees the real worker and its tasks."""
+"""Flower, however it is started with the project's app, serves its UI and API only
+behind the credentials, which never appear on a command line or in a log; and it sees
+the real worker and its tasks."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,32 +15,80 @@ import httpx
 import pytest
 
 from assessment_store import AssessmentState, AssessmentStore
-from assessment_store.demo.processes import ChildProcess, free_port
+from assessment_store.demo.processes import CELERY, ChildProcess, free_port
 from assessment_store.queues import queue_list
 from tests.acceptance.conftest import wait_for
 from tests.acceptance.processes import ROOT, CeleryProcess
+from tests.acceptance.sockets import command_lines, listening_addresses
 from tests.factories import request
 from tests.waiting import wait_until
 
-AUTH = ("ops", "flower-test-password")
+PASSWORD = "flower-test-password"
+AUTH = ("ops", PASSWORD)
+CREDENTIALS = {"ASSESSMENT_STORE_FLOWER_BASIC_AUTH": ":".join(AUTH)}
+CLI_FLOWER = [sys.executable, "-m", "assessment_store.cli", "flower"]
+# Flower's UI and its API; /metrics and /healthcheck are open by Flower's design.
+GUARDED_PATHS = ("/", "/tasks", "/api/workers", "/api/tasks")
+OPEN_PATHS = ("/metrics", "/healthcheck")
+
+
+@dataclass(frozen=True)
+class RunningFlower:
+    url: str
+    port: int
+    process: ChildProcess
+
+    @property
+    def pid(self) -> int:
+        assert self.process.process is not None
+        return self.process.process.pid
 
 
 @pytest.fixture
-def flower(system_env: dict[str, str], tmp_path: Path, processes: list[ChildProcess]) -> str:
-    """Flower started by ``assessment-store flower`` with basic auth; its base URL."""
-    port = free_port()
-    process = ChildProcess(
-        "flower",
-        [sys.executable, "-m", "assessment_store.cli", "flower", "--port", str(port)],
-        {**system_env, "ASSESSMENT_STORE_FLOWER_BASIC_AUTH": ":".join(AUTH)},
-        tmp_path,
-        ready_marker="Visit me at",
-        cwd=ROOT,
-    )
-    processes.append(process)
-    process.start()
-    process.wait_ready()
-    return f"http://127.0.0.1:{port}"
+def start_flower(
+    tmp_path: Path, processes: list[ChildProcess]
+) -> Callable[[list[str], dict[str, str]], RunningFlower]:
+    """Start Flower with ``command`` (its port appended) and ``env``, once it listens."""
+
+    def start(command: list[str], env: dict[str, str]) -> RunningFlower:
+        port = free_port()
+        process = ChildProcess(
+            f"flower-{port}",
+            [*command, f"--port={port}"],
+            env,
+            tmp_path,
+            ready_marker="Visit me at",
+            cwd=ROOT,
+        )
+        processes.append(process)
+        process.start()
+        process.wait_ready()
+        return RunningFlower(f"http://127.0.0.1:{port}", port, process)
+
+    return start
+
+
+@pytest.fixture
+def flower(
+    system_env: dict[str, str], start_flower: Callable[[list[str], dict[str, str]], RunningFlower]
+) -> RunningFlower:
+    """Flower started by ``assessment-store flower`` with its credentials."""
+    return start_flower(CLI_FLOWER, {**system_env, **CREDENTIALS})
+
+
+def status(url: str, auth: tuple[str, str] | None = None) -> int:
+    return httpx.get(url, auth=auth, timeout=20).status_code
+
+
+def assert_guarded(running: RunningFlower) -> None:
+    """UI and API: 401 without or with wrong credentials, 200 with them."""
+    for path in GUARDED_PATHS:
+        url = f"{running.url}{path}"
+        assert status(url) == 401, path
+        assert status(url, ("ops", "not-the-password")) == 401, path
+        assert status(url, AUTH) == 200, path
+    for path in OPEN_PATHS:
+        assert status(f"{running.url}{path}") == 200, path
 
 
 def workers_of(base: str) -> dict[str, Any]:
@@ -51,9 +103,9 @@ def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
     producer: AssessmentStore,
     system_env: dict[str, str],
     start_worker: Callable[..., CeleryProcess],
-    flower: str,
+    flower: RunningFlower,
 ) -> None:
-    base = flower
+    base = flower.url
     start_worker("watched", env={**system_env, "ASSESSMENT_STORE_TASK_EVENTS": "true"})
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(5)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
@@ -88,10 +140,10 @@ def test_flower_lists_the_worker_its_pool_and_queues_with_task_events_off(
     producer: AssessmentStore,
     system_env: dict[str, str],
     start_worker: Callable[..., CeleryProcess],
-    flower: str,
+    flower: RunningFlower,
 ) -> None:
     # Given Flower and a worker with the default settings (no task events)
-    base = flower
+    base = flower.url
     start_worker("quiet", concurrency=2)
     ids = producer.batch_create_assessments([request(assessment_type="noop") for _ in range(3)])
     wait_for(producer, ids, lambda a: a.state is AssessmentState.COMPLETED, 60)
@@ -111,16 +163,86 @@ def test_flower_lists_the_worker_its_pool_and_queues_with_task_events_off(
     assert {q["name"] for q in info["active_queues"]} == set(queue_list().split(","))
 
 
-def test_flower_refuses_to_start_without_auth_unless_asked(system_env: dict[str, str]) -> None:
-    import subprocess
+def test_assessment_store_flower_keeps_its_credentials_off_command_lines_and_logs(
+    flower: RunningFlower,
+) -> None:
+    # Given Flower started by the CLI with credentials in its environment
+    # Then no process of its tree shows the password to ps (/proc/<pid>/cmdline)
+    lines = command_lines(flower.pid)
+    assert any("flower" in line for line in lines), lines
+    assert not [line for line in lines if PASSWORD in line]
+    # And its UI and API answer only with the credentials
+    assert_guarded(flower)
+    # And it listens on the loopback address only (the CLI's default --host)
+    assert listening_addresses(flower.pid) == {("127.0.0.1", flower.port)}
+    # And nothing it logged, even about refused requests, carries the password
+    assert PASSWORD not in flower.process.log()
 
-    finished = subprocess.run(
-        [sys.executable, "-m", "assessment_store.cli", "flower", "--port", str(free_port())],
-        cwd=ROOT,
-        env=system_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+
+def test_plain_celery_flower_with_the_app_serves_only_behind_the_credentials(
+    system_env: dict[str, str],
+    start_flower: Callable[[list[str], dict[str, str]], RunningFlower],
+) -> None:
+    # Given Flower started as Celery documents it, with the project's credentials set
+    running = start_flower([*CELERY, "flower"], {**system_env, **CREDENTIALS})
+    # Then its UI and API are behind them (Flower alone would serve its UI to anyone)
+    assert_guarded(running)
+    # And it listens on loopback (Flower alone would listen on every interface)
+    assert listening_addresses(running.pid) == {("127.0.0.1", running.port)}
+    assert not [line for line in command_lines(running.pid) if PASSWORD in line]
+    assert PASSWORD not in running.process.log()
+
+
+def refused(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False
     )
+
+
+def assert_one_line_refusal(finished: subprocess.CompletedProcess[str], *words: str) -> None:
+    assert finished.returncode == 1, finished.stderr
+    assert "Traceback" not in finished.stderr
+    [line] = [line for line in finished.stderr.splitlines() if line.startswith("Error:")]
+    assert all(word in line for word in words), line
+    assert "Visit me at" not in finished.stdout + finished.stderr, "it never listened"
+
+
+def test_plain_celery_flower_refuses_to_start_without_credentials(
+    system_env: dict[str, str],
+) -> None:
+    finished = refused([*CELERY, "flower", f"--port={free_port()}"], system_env)
+    assert_one_line_refusal(
+        finished, "ASSESSMENT_STORE_FLOWER_BASIC_AUTH", "ASSESSMENT_STORE_FLOWER_UNAUTHENTICATED"
+    )
+
+
+def test_plain_celery_flower_refuses_credentials_given_on_its_command_line(
+    system_env: dict[str, str],
+) -> None:
+    command = [*CELERY, "flower", f"--port={free_port()}", "--basic-auth=ops:on-the-command-line"]
+    finished = refused(command, {**system_env, **CREDENTIALS})
+    assert_one_line_refusal(finished, "command line", "ASSESSMENT_STORE_FLOWER_BASIC_AUTH")
+    assert "on-the-command-line" not in finished.stderr
+
+
+def test_flower_without_credentials_is_an_explicit_opt_out_on_loopback_only(
+    system_env: dict[str, str],
+    start_flower: Callable[[list[str], dict[str, str]], RunningFlower],
+) -> None:
+    opted_out = {**system_env, "ASSESSMENT_STORE_FLOWER_UNAUTHENTICATED": "true"}
+    # Given the opt-out, Flower serves UI and API without credentials, on loopback
+    running = start_flower([*CELERY, "flower"], opted_out)
+    assert status(f"{running.url}/") == 200
+    assert status(f"{running.url}/api/workers") == 200
+    assert listening_addresses(running.pid) == {("127.0.0.1", running.port)}
+    # But never on another address
+    anywhere = [*CELERY, "flower", f"--port={free_port()}", "--address=0.0.0.0"]
+    assert_one_line_refusal(refused(anywhere, opted_out), "loopback", "0.0.0.0")
+
+
+def test_assessment_store_flower_refuses_to_start_without_credentials_unless_asked(
+    system_env: dict[str, str],
+) -> None:
+    finished = refused([*CLI_FLOWER, "--port", str(free_port())], system_env)
     assert finished.returncode == 3
     assert "ASSESSMENT_STORE_FLOWER_BASIC_AUTH" in finished.stderr

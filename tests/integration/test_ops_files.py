@@ -108,8 +108,15 @@ def test_kubernetes_deployments_have_probes_and_beat_is_a_single_replica() -> No
 def test_the_example_secret_would_be_refused_as_is() -> None:
     from assessment_store.config import load_settings
     from assessment_store.errors import ConfigurationError
+    from assessment_store.flower_access import decide
 
     secret = next(d for d in manifests() if d["kind"] == "Secret")
     placeholder = secret["stringData"]["ASSESSMENT_STORE_JWT_SECRET"]
     with pytest.raises(ConfigurationError, match="JWT_SECRET"):
         load_settings(environment="production", jwt_secret=placeholder)
+    flower = secret["stringData"]["ASSESSMENT_STORE_FLOWER_BASIC_AUTH"]
+    production = load_settings(
+        environment="production", jwt_secret="k" * 40, flower_basic_auth=flower
+    )
+    with pytest.raises(ConfigurationError, match="FLOWER_BASIC_AUTH"):
+        decide(production, address="0.0.0.0")
