@@ -2,7 +2,8 @@
 
 Prefork children record Prometheus metrics in PROMETHEUS_MULTIPROC_DIR (set by
 ``assessment-store worker`` before Celery starts); the main process serves all of
-them on WORKER_METRICS_PORT.
+them on WORKER_METRICS_HOST:WORKER_METRICS_PORT, the only place a worker listens
+(loopback by default: a remote Prometheus needs the host set to 0.0.0.0).
 """
 
 from __future__ import annotations
