@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -27,9 +28,13 @@ from assessment_store.dispatch import Dispatcher, DispatchItem
 from assessment_store.handlers.registry import HandlerRegistry
 from assessment_store.lease import LeaseKeeper
 from assessment_store.notify import StateNotifier
+from assessment_store.outages import OutageLog
 from assessment_store.publishing import CeleryDispatcher
 
 logger = logging.getLogger("assessment_store.service")
+# The broker down makes every create fail to publish: news once, then a count.
+DISPATCH_OUTAGES = OutageLog(logger)
+PUBLISH_PAUSE_SECONDS = 5.0
 T = TypeVar("T")
 
 
@@ -53,6 +58,8 @@ class Runtime:
         self._notifier: StateNotifier | None = None
         self._notifier_lock = threading.Lock()
         self.leases = LeaseKeeper(self._renew_lease, settings.lease_seconds)
+        # (until when, why): set by a failed publish, see publish().
+        self._publish_paused: tuple[float, Exception] | None = None
 
     def _renew_lease(self, assessment_id: str, worker_id: str) -> bool:
         seconds = self.settings.lease_seconds
@@ -112,17 +119,27 @@ class Runtime:
             return run_read(engine, query)
 
     def publish(self, items: Sequence[DispatchItem]) -> None:
-        """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps)."""
+        """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps).
+
+        After a failed publish, publishing pauses for PUBLISH_PAUSE_SECONDS: with the
+        broker down, each create would otherwise wait out the broker's connect
+        timeout and retry (seconds per call). The rows are the promise; beat's
+        re-dispatch publishes what a pause skipped once the broker is back."""
         if not items:
+            return
+        context = f"{len(items)} assessment(s) stay pending until re-dispatch"
+        paused = self._publish_paused
+        if paused is not None and time.monotonic() < paused[0]:
+            DISPATCH_OUTAGES.failed("dispatch_failed", paused[1], context + ", publishing paused")
             return
         try:
             self.dispatcher.dispatch(items)
-        except Exception:
-            logger.warning(
-                "dispatch_failed: %d assessment(s) stay pending until re-dispatch",
-                len(items),
-                exc_info=True,
-            )
+        except Exception as exc:
+            self._publish_paused = (time.monotonic() + PUBLISH_PAUSE_SECONDS, exc)
+            DISPATCH_OUTAGES.failed("dispatch_failed", exc, context)
+        else:
+            self._publish_paused = None
+            DISPATCH_OUTAGES.succeeded("dispatch_failed")
 
     @property
     def notifier(self) -> StateNotifier:

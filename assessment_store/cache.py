@@ -22,9 +22,11 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from assessment_store.models import Assessment
+from assessment_store.outages import OutageLog
 from assessment_store.states import TERMINAL_STATES
 
 logger = logging.getLogger("assessment_store.cache")
+FORGET_OUTAGES = OutageLog(logger)
 
 KEY_PREFIX = "assessment-store:state:"
 # Store (version, data) only if no newer version is cached; then set the expiry.
@@ -81,8 +83,10 @@ class StateCache:
             return
         try:
             self._client.delete(*(KEY_PREFIX + i for i in assessment_ids))
-        except redis.RedisError:
-            logger.warning("cache_forget_failed: %d id(s)", len(assessment_ids), exc_info=True)
+        except redis.RedisError as exc:
+            FORGET_OUTAGES.failed("cache_forget_failed", exc, f"{len(assessment_ids)} id(s)")
+        else:
+            FORGET_OUTAGES.succeeded("cache_forget_failed")
 
     def close(self) -> None:
         self._client.close()

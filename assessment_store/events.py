@@ -22,9 +22,11 @@ from sqlalchemy import Connection, RowMapping
 from assessment_store.db import reads
 from assessment_store.errors import InvalidInputError
 from assessment_store.notify import ANY_ASSESSMENT, StateNotifier
+from assessment_store.outages import OutageLog
 from assessment_store.states import AssessmentState
 
 logger = logging.getLogger("assessment_store.events")
+POLL_OUTAGES = OutageLog(logger)
 
 EVENT_TYPES = {
     "create": "assessment.created",
@@ -134,8 +136,10 @@ class Subscription:
             try:
                 while self._poll_once() and not self._stop.is_set():
                     pass  # a full batch: more may be waiting
-            except Exception:
-                logger.warning("event_poll_failed", exc_info=True)
+            except Exception as exc:
+                POLL_OUTAGES.failed("event_poll_failed", exc)
+            else:
+                POLL_OUTAGES.succeeded("event_poll_failed")
             self._wake.wait(self._interval)
             self._wake.clear()
 

@@ -20,7 +20,10 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
+from assessment_store.outages import OutageLog
+
 logger = logging.getLogger("assessment_store.lease")
+RENEWAL_OUTAGES = OutageLog(logger)
 
 Renew = Callable[[str, str], bool]  # (assessment_id, worker_id) -> still held?
 
@@ -112,10 +115,11 @@ class LeaseKeeper:
     def _renew_one(self, lease: Lease) -> None:
         try:
             held = self._renew(lease.assessment_id, lease.worker_id)
-        except Exception:
+        except Exception as exc:
             # A database blip: try again next tick; the lease has slack for two misses.
-            logger.warning("lease_renewal_failed: %s", lease.assessment_id, exc_info=True)
+            RENEWAL_OUTAGES.failed("lease_renewal_failed", exc, lease.assessment_id)
             return
+        RENEWAL_OUTAGES.succeeded("lease_renewal_failed")
         lease.renewed_at = time.monotonic()
         if not held:
             lease.lost = True

@@ -17,8 +17,10 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from assessment_store.errors import AssessmentStoreError
+from assessment_store.outages import OutageLog
 
 logger = logging.getLogger("assessment_store.http")
+REQUEST_OUTAGES = OutageLog(logger)
 
 # Each domain error code's HTTP status: the HTTP edge's decision, nobody else's.
 STATUS_OF_CODE = {
@@ -100,8 +102,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(AssessmentStoreError)
     async def _domain(request: Request, exc: AssessmentStoreError) -> JSONResponse:
         status = STATUS_OF_CODE.get(exc.code, 500)
-        if status >= 500:
-            logger.warning("request_failed: %s %s: %s", request.method, request.url.path, exc)
+        if status >= 500:  # the store unavailable: an outage, news once per minute
+            REQUEST_OUTAGES.failed(f"request_failed: {exc.code}", exc, request.url.path)
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse(
             status_code=status, content=error_body(exc.code, exc.message), headers=headers

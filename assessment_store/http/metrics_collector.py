@@ -6,9 +6,11 @@ import logging
 from collections.abc import Iterator
 
 import redis
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from assessment_store.outages import OutageLog
 from assessment_store.queues import ALL_QUEUES
 from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
@@ -19,13 +21,52 @@ logger = logging.getLogger("assessment_store.metrics")
 REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
+SOURCES = ("database", "broker")
+
+
 class SystemCollector(Collector):
-    """Scrape-time gauges from PostgreSQL and Redis."""
+    """Scrape-time gauges from PostgreSQL and Redis.
+
+    A source that does not answer drops its gauges from that scrape (a stale value
+    would lie), and says so: ``assessmentstore_metrics_source_up{source}`` is 0 and
+    ``assessmentstore_metrics_scrape_errors_total{source}`` grows; the log gets one
+    line per outage, not a traceback per scrape."""
 
     def __init__(self, store: AssessmentStore) -> None:
         self.store = store
+        self._errors = dict.fromkeys(SOURCES, 0)
+        self._outages = OutageLog(logger)
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
+        up: dict[str, bool] = {}
+        for source, gather in (("database", self._database), ("broker", self._broker)):
+            try:
+                families = list(gather())
+            except Exception as exc:
+                self._errors[source] += 1
+                self._outages.failed(f"metrics_{source}_unavailable", exc)
+                up[source] = False
+                continue
+            self._outages.succeeded(f"metrics_{source}_unavailable")
+            up[source] = True
+            yield from families
+        source_up = GaugeMetricFamily(
+            "assessmentstore_metrics_source_up",
+            "Whether a source of the system gauges answered this scrape (1) or not (0)",
+            labels=["source"],
+        )
+        errors = CounterMetricFamily(
+            "assessmentstore_metrics_scrape_errors",
+            "Scrapes whose system gauges a source could not give",
+            labels=["source"],
+        )
+        for source in SOURCES:
+            source_up.add_metric([source], 1.0 if up[source] else 0.0)
+            errors.add_metric([source], float(self._errors[source]))
+        yield source_up
+        yield errors
+
+    def _database(self) -> Iterator[GaugeMetricFamily]:
         by_state = GaugeMetricFamily(
             "assessmentstore_assessments", "Assessments by state", labels=["state"]
         )
@@ -36,37 +77,33 @@ class SystemCollector(Collector):
         dead = GaugeMetricFamily(
             "assessmentstore_dead_letters", "Failed assessments with no retry coming"
         )
-        try:
-            gauges = self.store.get_system_gauges()
-            for state in AssessmentState:
-                by_state.add_metric([state.value], float(gauges.counts_by_state.get(state, 0)))
-            oldest.add_metric([], gauges.oldest_pending_seconds)
-            dead.add_metric([], float(gauges.dead_letters))
-            yield by_state
-            yield oldest
-            yield dead
-        except Exception:
-            logger.warning("metrics_database_unavailable", exc_info=True)
+        gauges = self.store.get_system_gauges()
+        for state in AssessmentState:
+            by_state.add_metric([state.value], float(gauges.counts_by_state.get(state, 0)))
+        oldest.add_metric([], gauges.oldest_pending_seconds)
+        dead.add_metric([], float(gauges.dead_letters))
+        yield by_state
+        yield oldest
+        yield dead
+
+    def _broker(self) -> Iterator[GaugeMetricFamily]:
         depth = GaugeMetricFamily(
             "assessmentstore_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
         )
+        client = redis.Redis.from_url(
+            self.store.settings.effective_broker_url, socket_timeout=2, socket_connect_timeout=2
+        )
         try:
-            client = redis.Redis.from_url(
-                self.store.settings.effective_broker_url, socket_timeout=2, socket_connect_timeout=2
+            with client.pipeline() as pipe:
+                for queue in ALL_QUEUES:
+                    for suffix in REDIS_PRIORITY_SUFFIXES:
+                        pipe.llen(queue + suffix)
+                lengths = pipe.execute()
+        finally:
+            client.close()
+        per_queue = len(REDIS_PRIORITY_SUFFIXES)
+        for index, queue in enumerate(ALL_QUEUES):
+            depth.add_metric(
+                [queue], float(sum(lengths[index * per_queue : (index + 1) * per_queue]))
             )
-            try:
-                with client.pipeline() as pipe:
-                    for queue in ALL_QUEUES:
-                        for suffix in REDIS_PRIORITY_SUFFIXES:
-                            pipe.llen(queue + suffix)
-                    lengths = pipe.execute()
-            finally:
-                client.close()
-            per_queue = len(REDIS_PRIORITY_SUFFIXES)
-            for index, queue in enumerate(ALL_QUEUES):
-                depth.add_metric(
-                    [queue], float(sum(lengths[index * per_queue : (index + 1) * per_queue]))
-                )
-            yield depth
-        except Exception:
-            logger.warning("metrics_broker_unavailable", exc_info=True)
+        yield depth
