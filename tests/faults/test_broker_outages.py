@@ -1,0 +1,178 @@
+"""Redis down, emptied and unreachable: the row is the promise, so creation goes on,
+and beat's re-dispatch delivers whatever the broker lost once it is back."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import random
+import threading
+import tracemalloc
+from collections.abc import Iterator
+
+import pytest
+
+from ops.chaos.instances import PrivateRedis
+from ops.chaos.proxy import TcpProxy
+from ops.chaos.workload import mixed_requests, work_request
+from tests.faults.conftest import MakeSystem
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+DISPATCH_FAILED = "dispatch_failed"
+
+
+class CountingHandler(logging.Handler):
+    """Counts log lines by their first word, keeping no record (a capturing handler
+    would keep every traceback alive and spoil the memory measurement)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: dict[str, int] = {}
+        self.messages: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        key = message.partition(":")[0]
+        self.counts[key] = self.counts.get(key, 0) + 1
+        self.messages.add(message)
+
+    def assert_said_so(self, *, failures: int) -> None:
+        """Failed publishes were reported as such, each line saying what happens to
+        the assessments, at most one line per failure (once, then counts, is fine)."""
+        lines = self.counts.get(DISPATCH_FAILED, 0)
+        assert 1 <= lines <= failures, self.counts
+        assert set(self.counts) == {DISPATCH_FAILED}, self.counts
+        assert all("stay pending until re-dispatch" in m for m in self.messages), self.messages
+        assert all(len(m) < 1000 and "Traceback" not in m for m in self.messages)
+
+
+@pytest.fixture
+def publish_warnings() -> Iterator[CountingHandler]:
+    handler = CountingHandler()
+    logger = logging.getLogger("assessment_store.service")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def test_redis_stopped_while_producers_create_then_restarted_empty_loses_nothing(
+    make_system: MakeSystem, private_redis: PrivateRedis, publish_warnings: CountingHandler
+) -> None:
+    # Given two workers and beat part-way through a batch
+    system = make_system()
+    system.start_workers("w1", "w2", concurrency=3)
+    system.start_beat()
+    rng = random.Random(7)
+    before = system.producer.batch_create_assessments(mixed_requests(rng, 100))
+    wait_until(lambda: system.finished() >= 20, timeout=60, message="no progress")
+    # When Redis stops while two producers keep creating
+    private_redis.stop()
+    during: list[str] = []
+
+    def produce() -> None:
+        for _ in range(5):
+            during.extend(system.producer.batch_create_assessments(mixed_requests(rng, 10)))
+
+    producers = [threading.Thread(target=produce) for _ in range(2)]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join(60)
+    # Then every creation succeeded (the publishes gave up, saying so) and waits pending
+    assert len(during) == 100
+    publish_warnings.assert_said_so(failures=10)
+    assert system.unfinished(during) == 100
+    # And once Redis is back, empty, everything finishes, nothing twice, with the same
+    # worker and beat processes (they reconnect on their own)
+    private_redis.start()
+    system.wait_settled(timeout=120)
+    findings = system.check()
+    assert findings.problems() == [], system.logs()
+    assert findings.total == len(before) + len(during)
+    assert system.redispatched(during) == set(during)
+    assert all(process.running for process in [*system.workers.values(), *system.beats.values()])
+
+
+def test_flushall_mid_run_loses_nothing(
+    make_system: MakeSystem, private_redis: PrivateRedis
+) -> None:
+    # Given two workers and beat part-way through 200 assessments
+    system = make_system()
+    system.start_workers("w1", "w2", concurrency=3)
+    system.start_beat()
+    ids = system.producer.batch_create_assessments(
+        mixed_requests(random.Random(11), 200, min_seconds=0.05, max_seconds=0.2)
+    )
+    wait_until(lambda: system.finished() >= 40, timeout=60, message="no progress")
+    # When the whole Redis server is flushed (queues, unacked messages, bindings)
+    with private_redis.client() as client:
+        client.flushall()
+    at_risk = system.unfinished(ids)
+    assert at_risk >= 50, "the flush must land while plenty is queued"
+    # Then re-dispatch delivers what was lost: everything finishes, nothing twice
+    system.wait_settled(timeout=120)
+    findings = system.check()
+    assert findings.problems() == [], system.logs()
+    assert len(system.redispatched(ids)) >= at_risk // 2
+
+
+def test_a_broker_unreachable_for_the_producer_costs_it_no_memory_and_says_so(
+    make_system: MakeSystem,
+    private_redis: PrivateRedis,
+    broker_url: str,
+    publish_warnings: CountingHandler,
+) -> None:
+    # Given a producer that reaches the broker through a proxy (workers and beat reach
+    # it directly), which has published before
+    proxy = TcpProxy(private_redis.port)
+    proxy.start()
+    system = make_system(producer_broker_url=proxy.url(int(broker_url.rsplit("/", 1)[1])))
+    system.start_workers("w1", "w2", concurrency=3)
+    system.start_beat()
+    rng = random.Random(5)
+    first = system.producer.batch_create_assessments(mixed_requests(rng, 5))
+    assert publish_warnings.counts == {}
+    # When the broker becomes unreachable for it while it creates 600 (short)
+    # assessments in 120 batches
+    proxy.cut()
+    during: list[str] = []
+
+    def create_five() -> None:
+        during.extend(
+            system.producer.batch_create_assessments([work_request(0.01) for _ in range(5)])
+        )
+
+    for _ in range(20):  # warm-up: first failures build what every later one reuses
+        create_five()
+    threads = threading.active_count()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        warmed, _ = tracemalloc.get_traced_memory()
+        for _ in range(100):
+            create_five()
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - warmed
+    finally:
+        tracemalloc.stop()
+    # Then every creation succeeded, its memory and threads stay flat, and each failed
+    # publish said so once, naming what happens next
+    assert len(during) == 600
+    assert grown < 512 * 1024, f"the producer grew {grown / 1024:.0f} KiB over 100 failures"
+    assert threading.active_count() <= threads
+    publish_warnings.assert_said_so(failures=120)
+    # And once the broker is back, the producer publishes again at once (no warning),
+    # and beat re-dispatches what it could not: everything finishes, nothing twice
+    proxy.restore()
+    try:
+        warned = dict(publish_warnings.counts)
+        after = system.producer.batch_create_assessments(mixed_requests(rng, 5))
+        assert publish_warnings.counts == warned
+        system.wait_settled(timeout=120)
+    finally:
+        proxy.cut()
+    findings = system.check()
+    assert findings.problems() == [], system.logs()
+    assert findings.total == len(first) + len(during) + len(after)
+    assert system.redispatched(during) == set(during)
