@@ -29,6 +29,7 @@ from assessment_store.errors import (
 )
 from assessment_store.inputs import (
     MAX_MESSAGE_CHARS,
+    check_expected_version,
     check_lookup_id,
     check_progress,
     check_result,
@@ -136,6 +137,7 @@ def change_one(
     against the transition table, and changed under its version.
     """
     assessment_id = check_lookup_id(assessment_id)
+    expected_version = check_expected_version(expected_version)
     [source, *others] = sources_of(event)
 
     def plan(conn: Connection) -> list[Step]:
@@ -354,6 +356,7 @@ def retry(
 ) -> Assessment:
     """failed -> pending now, also when the automatic retries are used up."""
     assessment_id = check_lookup_id(assessment_id)
+    expected_version = check_expected_version(expected_version)
 
     def plan(conn: Connection) -> list[Step]:
         row = repository.fetch_assessment(conn, assessment_id, created_by=owner, for_update=True)

@@ -121,6 +121,15 @@ def check_count(field: str, value: object) -> int:
     return value
 
 
+def check_expected_version(value: object) -> int | None:
+    """An optional version to compare against: a whole number >= 1 (bools refused)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError("expectedVersion", "must be a whole number >= 1", value)
+    return value
+
+
 MAX_STATS_WINDOW_SECONDS = 86_400  # rates over at most a day
 
 
