@@ -52,6 +52,12 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         # (SIGKILL, OOM): the claim's compare-and-set makes the redelivery harmless.
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A failed attempt (workers.tasks.AttemptFailedError) or one killed at its hard
+        # time limit is recorded in PostgreSQL: its message is acked, never delivered
+        # again; the store's retry policy schedules the next attempt (Celery's defaults,
+        # spelled out because the guarantee depends on them).
+        "task_acks_on_failure": True,
+        "task_acks_on_timeout": True,
         # How many messages each child reserves ahead: see WORKER_PREFETCH_MULTIPLIER.
         # A reserved message is not lost if the worker dies (unacked: given back on
         # restart, and re-dispatched from PostgreSQL when stale).

@@ -58,6 +58,15 @@ class Outcome(StrEnum):
     SUPERSEDED = "superseded"  # claimed, but the row moved on (rescued) before the end
 
 
+@dataclass(frozen=True)
+class Ending:
+    """How an attempt ended and, for one that failed (``FAILED``, ``TIMED_OUT``), the
+    error recorded in PostgreSQL: what the worker reports to Celery (and so Flower)."""
+
+    outcome: Outcome
+    error: str | None = None
+
+
 def timeout_message(timeout_seconds: float) -> str:
     """The error of an attempt that exceeded its time limit."""
     return f"timed out: the attempt exceeded its {timeout_seconds:g}s time limit"
@@ -118,6 +127,19 @@ def run_attempt(
     timeout_exceptions: tuple[type[BaseException], ...] = (),
 ) -> Outcome:
     """Claim and run one attempt of ``assessment_id``; never raises for expected ends."""
+    return run_attempt_ending(
+        runtime, assessment_id, worker_id, timeout_exceptions=timeout_exceptions
+    ).outcome
+
+
+def run_attempt_ending(
+    runtime: Runtime,
+    assessment_id: str,
+    worker_id: str,
+    *,
+    timeout_exceptions: tuple[type[BaseException], ...] = (),
+) -> Ending:
+    """:func:`run_attempt`, with the error of a failed attempt."""
     started = time.monotonic()
     claimed: Assessment | None = None
     try:
@@ -125,21 +147,21 @@ def run_attempt(
             claimed = changes.claim(runtime, assessment_id, worker_id)
         except (InvalidStateTransitionError, VersionConflictError) as exc:
             logger.info("duplicate_delivery: %s (%s)", assessment_id, exc)
-            return Outcome.DUPLICATE
+            return Ending(Outcome.DUPLICATE)
         except AssessmentNotFoundError:
             logger.info("assessment_gone: %s (deleted before it ran)", assessment_id)
-            return Outcome.DUPLICATE
+            return Ending(Outcome.DUPLICATE)
         if claimed.retry_count == 0 and claimed.started_at is not None:
             waited = (claimed.started_at - claimed.created_at).total_seconds()
             metrics.QUEUE_WAIT_SECONDS.labels(claimed.assessment_type).observe(max(0.0, waited))
-        outcome = _run_claimed(runtime, claimed, worker_id, timeout_exceptions)
+        ending = _run_claimed(runtime, claimed, worker_id, timeout_exceptions)
     except timeout_exceptions:
-        outcome = record_timeout(runtime, assessment_id, worker_id)
+        ending = record_timeout(runtime, assessment_id, worker_id)
     if claimed is not None:
-        metrics.PROCESSING_SECONDS.labels(claimed.assessment_type, outcome.value).observe(
+        metrics.PROCESSING_SECONDS.labels(claimed.assessment_type, ending.outcome.value).observe(
             time.monotonic() - started
         )
-    return outcome
+    return ending
 
 
 def _run_claimed(
@@ -147,7 +169,7 @@ def _run_claimed(
     claimed: Assessment,
     worker_id: str,
     timeout_exceptions: tuple[type[BaseException], ...],
-) -> Outcome:
+) -> Ending:
     request = claimed.request_data
     guard = Attempt(worker_id, claimed.retry_count)
     assessment_id = claimed.assessment_id
@@ -170,15 +192,22 @@ def _run_claimed(
             raise  # recorded by run_attempt, wherever the limit struck
         except AssessmentCancelledError:
             logger.info("attempt_cancelled: %s", assessment_id)
-            return Outcome.CANCELLED
+            return Ending(Outcome.CANCELLED)
         except AttemptSupersededError as exc:
             logger.warning("attempt_superseded: %s", exc)
-            return Outcome.SUPERSEDED
+            return Ending(Outcome.SUPERSEDED)
         except PermanentAssessmentError as exc:
             metrics.ERRORS.labels("permanent").inc()
             return _fail(ctx, _describe(exc), permanent=True)
         except Exception as exc:
-            logger.warning("attempt_failed: %s", assessment_id, exc_info=True)
+            # One line per failed attempt (its error is recorded in PostgreSQL and shown
+            # by Flower); the handler's traceback with --loglevel DEBUG.
+            logger.warning(
+                "attempt_failed: %s: %s",
+                assessment_id,
+                _describe(exc),
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
             metrics.ERRORS.labels(type(exc).__name__).inc()
             return _fail(ctx, _describe(exc), permanent=False)
     if not isinstance(result, dict):
@@ -190,12 +219,12 @@ def _run_claimed(
         changes.complete(runtime, assessment_id, result, changed_by=worker_id, attempt=guard)
     except NOT_OURS:
         return _discarded(ctx)
-    return Outcome.COMPLETED
+    return Ending(Outcome.COMPLETED)
 
 
-def _fail(ctx: AttemptContext, error: str, permanent: bool) -> Outcome:
+def _fail(ctx: AttemptContext, error: str, permanent: bool) -> Ending:
     try:
-        changes.fail(
+        failed = changes.fail(
             ctx.runtime,
             ctx.assessment_id,
             error,
@@ -205,18 +234,18 @@ def _fail(ctx: AttemptContext, error: str, permanent: bool) -> Outcome:
         )
     except NOT_OURS:
         return _discarded(ctx)
-    return Outcome.FAILED
+    return Ending(Outcome.FAILED, failed.error_message or error)
 
 
-def _discarded(ctx: AttemptContext) -> Outcome:
+def _discarded(ctx: AttemptContext) -> Ending:
     reason = ctx.why_not_ours()
     logger.info("outcome_discarded: %s", reason)
     if isinstance(reason, AssessmentCancelledError):
-        return Outcome.CANCELLED
-    return Outcome.SUPERSEDED
+        return Ending(Outcome.CANCELLED)
+    return Ending(Outcome.SUPERSEDED)
 
 
-def record_timeout(runtime: Runtime, assessment_id: str, worker_id: str) -> Outcome:
+def record_timeout(runtime: Runtime, assessment_id: str, worker_id: str) -> Ending:
     """The time limit struck somewhere in the attempt: fail it, naming the limit.
 
     The row says how far the attempt got: still pending (the claim never committed)
@@ -233,13 +262,14 @@ def record_timeout(runtime: Runtime, assessment_id: str, worker_id: str) -> Outc
         except (InvalidStateTransitionError, VersionConflictError):
             current = _fresh(runtime, assessment_id)
     if current is None:
-        return Outcome.DUPLICATE
+        return Ending(Outcome.DUPLICATE)
     if current.state is not AssessmentState.PROCESSING or current.worker_id != worker_id:
         logger.info("timeout_after_end: %s is %s", assessment_id, current.state.value)
-        return Outcome.SUPERSEDED
-    if not _fail_timed_out(runtime, current, worker_id):
-        return Outcome.SUPERSEDED
-    return Outcome.TIMED_OUT
+        return Ending(Outcome.SUPERSEDED)
+    error = _fail_timed_out(runtime, current, worker_id)
+    if error is None:
+        return Ending(Outcome.SUPERSEDED)
+    return Ending(Outcome.TIMED_OUT, error)
 
 
 def fail_overrun_attempt(runtime: Runtime, assessment_id: str, hostname: str) -> bool:
@@ -258,7 +288,7 @@ def fail_overrun_attempt(runtime: Runtime, assessment_id: str, hostname: str) ->
     if ran < _timeout_of(runtime, current):
         return False  # a later attempt, started after the killed one
     metrics.ERRORS.labels("timeout").inc()
-    return _fail_timed_out(runtime, current, current.worker_id or "")
+    return _fail_timed_out(runtime, current, current.worker_id or "") is not None
 
 
 def _timeout_of(runtime: Runtime, assessment: Assessment) -> float:
@@ -267,12 +297,12 @@ def _timeout_of(runtime: Runtime, assessment: Assessment) -> float:
     )
 
 
-def _fail_timed_out(runtime: Runtime, current: Assessment, worker_id: str) -> bool:
-    """Fail ``current``'s running attempt (``worker_id``'s) as timed out; False when it
-    moved on meanwhile."""
+def _fail_timed_out(runtime: Runtime, current: Assessment, worker_id: str) -> str | None:
+    """Fail ``current``'s running attempt (``worker_id``'s) as timed out: the error
+    recorded, or None when it moved on meanwhile."""
     timeout = _timeout_of(runtime, current)
     try:
-        changes.fail(
+        failed = changes.fail(
             runtime,
             current.assessment_id,
             timeout_message(timeout),
@@ -281,9 +311,9 @@ def _fail_timed_out(runtime: Runtime, current: Assessment, worker_id: str) -> bo
             attempt=Attempt(worker_id, current.retry_count),
         )
     except NOT_OURS:
-        return False
+        return None
     logger.warning("attempt_timed_out: %s after %gs", current.assessment_id, timeout)
-    return True
+    return failed.error_message or timeout_message(timeout)
 
 
 def _fresh(runtime: Runtime, assessment_id: str) -> Assessment | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.demo.processes import CELERY, ChildProcess, free_port
@@ -134,6 +135,43 @@ def test_flower_finds_the_worker_and_its_tasks_over_its_api_and_metrics(
     metrics = httpx.get(f"{base}/metrics", timeout=10).text
     assert "flower_events_total" in metrics
     assert 'task="assessment_store.run_assessment"' in metrics
+
+
+def test_flower_shows_a_failed_attempt_as_a_failed_task_with_the_recorded_error(
+    producer: AssessmentStore,
+    system_env: dict[str, str],
+    broker_url: str,
+    start_worker: Callable[..., CeleryProcess],
+    flower: RunningFlower,
+) -> None:
+    # Given a worker with task events on (no beat: the retry the policy schedules waits)
+    worker = start_worker("failing", env={**system_env, "ASSESSMENT_STORE_TASK_EVENTS": "true"})
+    # When an attempt fails, with retries left
+    assessment_id = producer.create_assessment(request(assessment_type="always_fails"))
+    [failed] = wait_for(producer, [assessment_id], lambda a: a.state is AssessmentState.FAILED, 60)
+    assert failed.error_message == "RuntimeError: attempt 1 failed"
+    assert failed.next_retry_at is not None, "the store's policy schedules the retry"
+    # Then Flower shows its task as FAILURE with the error PostgreSQL recorded
+    seen: dict[str, Any] = {}
+
+    def shows_failure() -> bool:
+        tasks = httpx.get(f"{flower.url}/api/tasks", auth=AUTH, timeout=10).json()
+        seen["ours"] = [t for t in tasks.values() if assessment_id in str(t.get("args"))]
+        return any(t.get("state") == "FAILURE" for t in seen["ours"])
+
+    wait_until(shows_failure, timeout=30, message=lambda: f"Flower shows {seen.get('ours')}")
+    [task] = seen["ours"]
+    assert "AttemptFailedError" in task["exception"]
+    assert failed.error_message in task["exception"]
+    assert task["retries"] == 0, "Celery never retried it: the store decides"
+    # And its message was acked, not left to be delivered again
+    client = redis.Redis.from_url(broker_url)
+    assert client.hlen("unacked") == 0
+    assert all(client.llen(queue) == 0 for queue in queue_list().split(","))
+    # And the worker said so in one line, with no traceback
+    log = worker.log()
+    assert log.count(f"attempt_failed: {assessment_id}: RuntimeError: attempt 1 failed") == 1
+    assert "Traceback" not in log and "raised unexpected" not in log
 
 
 def test_flower_lists_the_worker_its_pool_and_queues_with_task_events_off(

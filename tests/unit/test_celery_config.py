@@ -7,7 +7,13 @@ from celery import Celery
 from assessment_store.celery_config import celery_settings
 from assessment_store.config import Settings, load_settings
 from assessment_store.publishing import CeleryDispatcher
-from assessment_store.queues import ALL_QUEUES, MAINTENANCE_QUEUE, queue_for_priority, queue_list
+from assessment_store.queues import (
+    ALL_QUEUES,
+    MAINTENANCE_QUEUE,
+    RUN_ASSESSMENT_TASK,
+    queue_for_priority,
+    queue_list,
+)
 from workers.celery_app import configure
 
 
@@ -78,3 +84,16 @@ def test_task_events_are_a_setting() -> None:
     app = configured_with(load_settings(task_events=True))
     assert app.conf.worker_send_task_events is True
     assert app.conf.task_send_sent_event is True
+
+
+def test_a_failed_attempt_is_a_failed_task_that_is_acked_and_never_retried_by_celery() -> None:
+    from workers.tasks import AttemptFailedError, run_assessment
+
+    task = run_assessment
+    assert task.name == RUN_ASSESSMENT_TASK
+    # The failure is recorded in PostgreSQL before the task raises: ack it, whatever
+    # ended it (a raised error or the hard time limit); the store schedules the retry.
+    assert task.acks_late and task.acks_on_failure and task.acks_on_timeout
+    # Expected: Celery logs it without a traceback, and never retries it on its own.
+    assert task.throws == (AttemptFailedError,)
+    assert not getattr(task, "autoretry_for", ())
