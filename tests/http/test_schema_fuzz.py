@@ -63,7 +63,11 @@ def test_no_generated_request_gets_a_server_error(store: AssessmentStore) -> Non
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=15,
+            deadline=None,
+            database=None,
+            derandomize=True,  # the same cases every run: CI never meets a new one at random
+            suppress_health_check=list(HealthCheck),
         )
         def no_server_error(case: Any) -> None:
             if case.path.endswith("/wait"):

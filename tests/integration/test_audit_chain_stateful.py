@@ -52,7 +52,10 @@ class AssessmentLifecycle(RuleBasedStateMachine):
 
     def _apply(self, assessment_id: str, event: AssessmentEvent, call: Any, stale: bool) -> None:
         expected = self.model[assessment_id]
-        version = expected["version"] - 1 if stale else expected["version"]
+        current = expected["version"]
+        # A stale version is one the row is not at (versions start at 1, so the first
+        # one's stale neighbour is the next).
+        version = (current - 1 or current + 1) if stale else current
         try:
             call(version)
         except VersionConflictError:
@@ -157,6 +160,7 @@ def test_random_operation_sequences_keep_every_invariant(
             max_examples=40,
             stateful_step_count=25,
             deadline=None,
+            derandomize=True,  # the same sequences every run: no failure met at random
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
