@@ -19,10 +19,17 @@ from tests.factories import failed, processing, request
 ROOT = Path(__file__).resolve().parents[2]
 FLOWER_SOURCE = next(Path(p) for p in __import__("flower").__path__)
 METRIC_NAME = re.compile(r"\b((?:assessmentstore|flower)_[a-z_]+)\b")
+# A metric with label matchers (``name{a="b", c=~"d"}``) and its equality matchers.
+SELECTOR = re.compile(r"\b([a-z_:]+)\{([^}]*)\}")
+EQUALITY = re.compile(r'(\w+)\s*=\s*"([^"]*)"')
+ALERTS = ROOT / "ops/prometheus/alerts.yml"
+DASHBOARD = ROOT / "ops/grafana/assessment-store.json"
+SCRAPE_CONFIG = ROOT / "ops/prometheus/prometheus.yml"
 
 
-def exported_metric_names(store: AssessmentStore) -> set[str]:
-    """Every sample name the API's /metrics shows after some real work, plus Flower's."""
+def exported_body(store: AssessmentStore) -> str:
+    """The API's /metrics after some real work, plus this process's own metrics (as a
+    worker's endpoint would show them: the workers count claims and completions)."""
     done = processing(store)
     store.complete_assessment(done.assessment_id, {})
     failed(store)
@@ -36,20 +43,78 @@ def exported_metric_names(store: AssessmentStore) -> set[str]:
     metrics.ERRORS.labels("RuntimeError").inc()
     from prometheus_client import REGISTRY, generate_latest
 
-    body += generate_latest(REGISTRY).decode()
-    names = {
-        line.split("{")[0].split(" ")[0]
-        for line in body.splitlines()
-        if line and not line.startswith("#")
-    }
+    return body + generate_latest(REGISTRY).decode()
+
+
+def exported_series(body: str) -> dict[str, list[dict[str, str]]]:
+    """Each sample name in ``body`` with the label sets it has."""
+    series: dict[str, list[dict[str, str]]] = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            name, _, rest = line.partition("{")
+            labels = dict(EQUALITY.findall(rest.partition("}")[0])) if rest else {}
+            series.setdefault(name.split(" ")[0], []).append(labels)
+    return series
+
+
+def exported_metric_names(store: AssessmentStore) -> set[str]:
+    """Every sample name the API's /metrics shows after some real work, plus Flower's."""
+    names = set(exported_series(exported_body(store)))
     for source in FLOWER_SOURCE.rglob("*.py"):
         names |= set(re.findall(r"['\"](flower_[a-z_]+)['\"]", source.read_text()))
     return names
 
 
 def used_metric_names() -> dict[str, set[str]]:
-    files = [ROOT / "ops/prometheus/alerts.yml", ROOT / "ops/grafana/assessment-store.json"]
+    files = [ALERTS, DASHBOARD]
     return {str(f.relative_to(ROOT)): set(METRIC_NAME.findall(f.read_text())) for f in files}
+
+
+def alert_rules() -> dict[str, dict[str, Any]]:
+    rules = yaml.safe_load(ALERTS.read_text())
+    return {r["alert"]: r for g in rules["groups"] for r in g["rules"]}
+
+
+def expressions() -> list[tuple[str, str]]:
+    """Every PromQL expression of the alerts and the dashboard, with where it is."""
+    dashboard: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    found = [(f"alert {name}", rule["expr"]) for name, rule in alert_rules().items()]
+    for panel in dashboard["panels"]:
+        found += [(f"panel {panel['title']!r}", t["expr"]) for t in panel["targets"]]
+    return found
+
+
+def test_every_label_value_selected_is_one_the_metric_really_has(store: AssessmentStore) -> None:
+    series = exported_series(exported_body(store))
+    for where, expression in expressions():
+        for name, matchers in SELECTOR.findall(expression):
+            if not name.startswith("assessmentstore_"):
+                continue  # Flower's are checked by name, Prometheus's own ``up`` by job
+            wanted = dict(EQUALITY.findall(matchers)).items()
+            assert any(wanted <= labels.items() for labels in series.get(name, [])), (
+                f"{where}: {name}{{{matchers}}} selects no exported series"
+            )
+
+
+def test_every_scrape_job_an_expression_names_is_configured() -> None:
+    jobs = {c["job_name"] for c in yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]}
+    named = [(where, job) for where, e in expressions() for job in re.findall(r'job="([^"]*)"', e)]
+    assert named, "some alert watches a scrape target"
+    assert all(job in jobs for _, job in named), (named, jobs)
+
+
+def test_no_worker_consuming_is_alerted_even_with_flower_down() -> None:
+    alerts = alert_rules()
+    without_flower = {
+        name
+        for name, rule in alerts.items()
+        if rule["labels"]["severity"] == "critical" and "flower_" not in rule["expr"]
+    }
+    assert {"AssessmentNoWorkerConsuming", "AssessmentNoWorkerScraped"} <= without_flower
+    consuming = alerts["AssessmentNoWorkerConsuming"]["expr"]
+    assert "assessmentstore_oldest_pending_age_seconds" in consuming
+    assert 'from_state="pending"' in consuming and 'to_state="processing"' in consuming
+    assert 'up{job="assessment-store-workers"}' in alerts["AssessmentNoWorkerScraped"]["expr"]
 
 
 def test_every_metric_used_by_alerts_and_dashboard_is_exported(store: AssessmentStore) -> None:
