@@ -22,7 +22,7 @@ import redis
 from assessment_store import AssessmentStore, load_settings
 from ops.bench import e2e, plots, sections
 from ops.bench.common import redis_db_url, scratch_database
-from ops.bench.targets import check_targets, markdown
+from ops.bench.targets import check_targets, load_checks, markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 PUBLISH_SINK_REDIS_DB = 8  # batch-create publishes land here, never consumed
@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 remaining = max(0, args.soak - processed)
                 soak = sections.soak(store, store_system.worker, remaining, 500 if small else 5_000)
                 memory += [(processed + n, mb) for n, mb in soak["rss_mb"][1:]]
+                report["soak"] = soak
             finally:
                 store.close()
             settled = [mb for n, mb in memory if n >= memory[0][0] + per_round]
@@ -131,12 +132,14 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(section, dict):
             section.pop("_samples", None)
     report["targets"] = check_targets(report)
+    report["load_checks"] = load_checks(report)
     report["duration_seconds"] = round(time.monotonic() - started, 1)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     table = markdown(report)
     (args.out / "report.md").write_text(table)
     print(table)
-    return 0
+    # Speed targets are reported; growth beyond noise under load is a failure.
+    return 0 if all(c["ok"] for c in report["load_checks"]) else 1
 
 
 if __name__ == "__main__":

@@ -285,19 +285,30 @@ def database_connections(url: str) -> dict[str, int]:
 
 
 def in_flight_with_waiters(
-    store: AssessmentStore, settings: Settings, logs: Path, count: int
+    store: AssessmentStore, settings: Settings, logs: Path, count: int, waves: int = 2
 ) -> dict[str, Any]:
     """``count`` assessments created at once, each awaited by its own HTTP long-poll
-    on one API process while the worker drains them: the API's memory and the
-    database connections it used, and how many waits returned completed."""
+    on one API process while the worker drains them, in ``waves`` one after the other:
+    the API's memory and database connections sampled twice a second, and how many
+    waits returned completed. A later wave peaking higher than the first is growth
+    (a leak per waiter), not noise."""
     api, base = _api("api-waiters", settings, logs, cache_enabled=False)
     token = issue_token(SECRET, "bench", Role.ADMIN, timedelta(hours=1))
     assert api.process is not None
     api_process = psutil.Process(api.process.pid)
     rss_before = api_process.memory_info().rss
-    peak = {"rss": rss_before, "connections": 0}
+    started = time.monotonic()
+    series: list[tuple[float, float, int]] = []  # (seconds, API RSS MB, API connections)
 
-    async def run() -> list[int]:
+    def api_connections() -> int:
+        return sum(
+            n
+            for name, n in database_connections(store.settings.database_url).items()
+            if name.startswith("assessment-store-api")
+        )
+
+    async def wave() -> tuple[list[int], float, int]:
+        peak = {"rss": 0, "connections": 0}
         limits = httpx.Limits(max_connections=count + 10, max_keepalive_connections=count + 10)
         async with httpx.AsyncClient(
             base_url=base,
@@ -312,40 +323,57 @@ def in_flight_with_waiters(
 
             async def watch() -> None:
                 while True:
-                    peak["rss"] = max(peak["rss"], api_process.memory_info().rss)
-                    api_conns = sum(
-                        n
-                        for name, n in database_connections(store.settings.database_url).items()
-                        if name.startswith("assessment-store-api")
+                    rss, connections = api_process.memory_info().rss, api_connections()
+                    peak["rss"] = max(peak["rss"], rss)
+                    peak["connections"] = max(peak["connections"], connections)
+                    series.append(
+                        (round(time.monotonic() - started, 1), round(rss / 2**20, 1), connections)
                     )
-                    peak["connections"] = max(peak["connections"], api_conns)
                     await asyncio.sleep(0.5)
 
             watcher = asyncio.create_task(watch())
             responses = await asyncio.gather(*waits)
             watcher.cancel()
-            return [r.status_code for r in responses]
+            return [r.status_code for r in responses], peak["rss"] / 2**20, peak["connections"]
 
+    results: list[tuple[list[int], float, int]] = []
     try:
-        statuses = asyncio.run(run())
+        for _ in range(waves):
+            results.append(asyncio.run(wave()))
+        rss_after = api_process.memory_info().rss
     finally:
         api.stop()
+    peaks = [round(peak, 1) for _, peak, _ in results]
     return {
         "assessments_and_waiters": count,
-        "waits_answered_200": statuses.count(200),
+        "waves": waves,
+        "waits_answered_200": min(statuses.count(200) for statuses, _, _ in results),
         "api_rss_mb_before": round(rss_before / 2**20, 1),
-        "api_rss_mb_peak": round(peak["rss"] / 2**20, 1),
-        "api_database_connections_peak": peak["connections"],
+        "api_rss_mb_peak": max(peaks),
+        "api_rss_mb_peak_per_wave": peaks,
+        "api_rss_growth_mb_between_waves": round(peaks[-1] - peaks[0], 1),
+        "api_rss_mb_after": round(rss_after / 2**20, 1),
+        "api_database_connections_peak": max(c for _, _, c in results),
         "database_pool_size": settings.database_pool_size,
         "database_max_overflow": settings.database_max_overflow,
+        "samples": series,
     }
+
+
+def worker_connections(url: str) -> int:
+    """Database connections held by worker processes (their application name)."""
+    return sum(
+        n for name, n in database_connections(url).items() if name.startswith("assessment-store-w")
+    )
 
 
 def soak(store: AssessmentStore, worker: ChildProcess, total: int, step: int) -> dict[str, Any]:
     """Run ``total`` no-op assessments through the worker ``step`` at a time, noting its
-    memory after each step: flat means no per-assessment leak."""
-    engine = create_engine(store.settings.database_url, poolclass=pool.NullPool)
+    memory and database connections after each step: flat means no per-assessment leak."""
+    url = store.settings.database_url
+    engine = create_engine(url, poolclass=pool.NullPool)
     samples: list[tuple[int, float]] = [(0, rss_mb(worker))]
+    connections: list[tuple[int, int]] = [(0, worker_connections(url))]
     done = 0
     try:
         with engine.connect() as conn:
@@ -367,11 +395,18 @@ def soak(store: AssessmentStore, worker: ChildProcess, total: int, step: int) ->
                 conn.commit()
                 done += batch
                 samples.append((done, rss_mb(worker)))
+                connections.append((done, worker_connections(url)))
     finally:
         engine.dispose()
-    settled = [mb for n, mb in samples if n >= min(step * 2, total)]
+    warm = min(step * 2, total)
+    settled = [mb for n, mb in samples if n >= warm]
+    settled_connections = [c for n, c in connections if n >= warm]
     return {
         "assessments": total,
         "rss_mb": samples,
+        "worker_connections": connections,
         "growth_mb_after_warm_up": round(settled[-1] - settled[0], 1) if settled else 0.0,
+        "connections_growth_after_warm_up": settled_connections[-1] - settled_connections[0]
+        if settled_connections
+        else 0,
     }

@@ -54,6 +54,53 @@ def check_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+# Growth past these is a leak, not noise (RSS moves a few MB with the allocator).
+RSS_NOISE_MB = 20.0
+CONNECTION_NOISE = 2
+
+
+def load_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The load sections' verdicts: growth beyond noise, or an unbounded pool, fails."""
+    flight, soak = report["in_flight"], report["soak"]
+    pool_limit = flight["database_pool_size"] + flight["database_max_overflow"]
+    found = [
+        (
+            "every waiter answered with its completed assessment",
+            flight["waits_answered_200"],
+            f"== {flight['assessments_and_waiters']}",
+            flight["waits_answered_200"] == flight["assessments_and_waiters"],
+        ),
+        (
+            "API database connections at peak (pool + overflow, + LISTEN)",
+            flight["api_database_connections_peak"],
+            f"<= {pool_limit + CONNECTION_NOISE}",
+            flight["api_database_connections_peak"] <= pool_limit + CONNECTION_NOISE,
+        ),
+        (
+            "API RSS growth from the first wave of waiters to the last, MB",
+            flight["api_rss_growth_mb_between_waves"],
+            f"<= {RSS_NOISE_MB}",
+            flight["api_rss_growth_mb_between_waves"] <= RSS_NOISE_MB,
+        ),
+        (
+            f"worker RSS growth over the soak ({soak['assessments']} assessments), MB",
+            soak["growth_mb_after_warm_up"],
+            f"<= {RSS_NOISE_MB}",
+            soak["growth_mb_after_warm_up"] <= RSS_NOISE_MB,
+        ),
+        (
+            "worker database connections growth over the soak",
+            soak["connections_growth_after_warm_up"],
+            f"<= {CONNECTION_NOISE}",
+            soak["connections_growth_after_warm_up"] <= CONNECTION_NOISE,
+        ),
+    ]
+    return [
+        {"check": name, "measured": value, "bound": bound, "ok": ok}
+        for name, value, bound, ok in found
+    ]
+
+
 def markdown(report: dict[str, Any]) -> str:
     e2e = report["end_to_end"]
     lines = [
@@ -117,6 +164,12 @@ def markdown(report: dict[str, Any]) -> str:
     for t in report["targets"]:
         lines.append(
             f"| {t['target']} | {t['measured']} | {t['bound']} | {'yes' if t['met'] else 'NO'} |"
+        )
+    lines += ["", "## Load (a failure here fails the run)", "", "| check | measured | bound | ok |"]
+    lines.append("|---|---|---|---|")
+    for c in report["load_checks"]:
+        lines.append(
+            f"| {c['check']} | {c['measured']} | {c['bound']} | {'yes' if c['ok'] else 'NO'} |"
         )
     lines += [
         "",

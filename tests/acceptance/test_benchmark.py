@@ -53,6 +53,13 @@ def test_a_quick_benchmark_run_measures_every_system_and_section(tmp_path: Path)
         <= (overtake["low_still_waiting_when_high_arrived"])
     )
     assert report["worker_memory"]["assessments"] >= 1_000
+    # The load sections sampled as they went, and judged growth (exit 0: none).
+    assert len(report["in_flight"]["api_rss_mb_peak_per_wave"]) == 2
+    assert report["in_flight"]["samples"] and report["soak"]["worker_connections"]
+    assert all(c > 0 for _, c in report["soak"]["worker_connections"][1:])
+    assert {c["check"] for c in report["load_checks"]} and all(
+        c["ok"] for c in report["load_checks"]
+    )
     targets = {t["target"]: t for t in report["targets"]}
     assert len(targets) == 9 and all(isinstance(t["met"], bool) for t in targets.values())
     for name in ("throughput.png", "latency.png"):
