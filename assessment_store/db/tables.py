@@ -161,3 +161,18 @@ assessment_leases = Table(
         postgresql_where=text("lease_expires_at IS NOT NULL"),
     ),
 )
+
+# The migration's run-time overrides (see assessment_store/migration): one row per
+# setting an operator changed; none means the configured MIGRATION_* default holds.
+MIGRATION_SETTINGS = ("percentage", "legacy_fallback", "enable_store")
+migration_overrides = Table(
+    "migration_overrides",
+    metadata,
+    Column("setting", Text, primary_key=True),
+    Column("value", JSONB, nullable=False),
+    Column("updated_by", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint(
+        "setting IN ('percentage', 'legacy_fallback', 'enable_store')", name="known_setting"
+    ),
+)

@@ -10,7 +10,12 @@ from sqlalchemy import Engine, create_engine, inspect, pool, text
 from assessment_store.db.migrate import alembic_config
 from assessment_store.states import AssessmentState
 
-TABLES = {"assessment_states", "assessment_state_audit", "assessment_leases"}
+TABLES = {
+    "assessment_states",
+    "assessment_state_audit",
+    "assessment_leases",
+    "migration_overrides",
+}
 
 
 def _engine(url: str) -> Engine:
