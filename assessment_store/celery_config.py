@@ -8,15 +8,34 @@ from __future__ import annotations
 
 from typing import Any
 
-from kombu.entity import Queue
+from kombu.entity import Exchange, Queue
 
 from assessment_store.config import Settings
-from assessment_store.queues import ALL_QUEUES, NORMAL_QUEUE
+from assessment_store.queues import (
+    ALL_QUEUES,
+    MAINTENANCE_QUEUE,
+    MAINTENANCE_TASK_PREFIX,
+    NORMAL_QUEUE,
+)
 
 # All messages carry one priority so that Redis's priority steps never reorder them:
 # the queue order (high, normal, low) alone decides what runs first.
 UNIFORM_MESSAGE_PRIORITY = 0
-TASK_QUEUES = tuple(Queue(name, routing_key=name) for name in ALL_QUEUES)  # type: ignore[no-untyped-call]
+
+
+def declared_queue(name: str) -> Queue:
+    """A queue bound to a direct exchange of its own name, with its name as routing key:
+    each queue is addressed on its own (left to Celery, every queue would be bound to
+    the default queue's exchange), and which one a worker serves first stays the
+    order it polls them in."""
+    return Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
+
+
+TASK_QUEUES = tuple(declared_queue(name) for name in ALL_QUEUES)
+# Beat's jobs go to the maintenance queue by name (Celery 5.7 deprecates the task's own
+# ``queue`` attribute, and 6.0 ignores it); assessments are published to their band's
+# queue explicitly (publishing.py).
+TASK_ROUTES = {f"{MAINTENANCE_TASK_PREFIX}*": {"queue": MAINTENANCE_QUEUE}}
 
 
 def celery_settings(settings: Settings) -> dict[str, Any]:
@@ -46,7 +65,12 @@ def celery_settings(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
         "task_queues": TASK_QUEUES,
+        "task_routes": TASK_ROUTES,
+        # A message published without a queue goes where normal priority goes.
         "task_default_queue": NORMAL_QUEUE,
+        "task_default_exchange": NORMAL_QUEUE,
+        "task_default_exchange_type": "direct",
+        "task_default_routing_key": NORMAL_QUEUE,
         "task_default_priority": UNIFORM_MESSAGE_PRIORITY,
         # Ack after the task ran, and give the message back if the child died
         # (SIGKILL, OOM): the claim's compare-and-set makes the redelivery harmless.

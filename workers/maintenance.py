@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from assessment_store.queues import MAINTENANCE_QUEUE, MAINTENANCE_TASK_PREFIX
+from assessment_store.queues import MAINTENANCE_TASK_PREFIX
 from workers.celery_app import app
 from workers.runtime import get_store
 
-JOB_OPTIONS: dict[str, Any] = {"queue": MAINTENANCE_QUEUE, "ignore_result": True}
+# Routed to the maintenance queue by name (celery_config.TASK_ROUTES).
+JOB_OPTIONS: dict[str, Any] = {"ignore_result": True}
 
 
 @app.task(name=f"{MAINTENANCE_TASK_PREFIX}rescue", **JOB_OPTIONS)

@@ -10,6 +10,8 @@ from assessment_store.publishing import CeleryDispatcher
 from assessment_store.queues import (
     ALL_QUEUES,
     MAINTENANCE_QUEUE,
+    MAINTENANCE_TASK_PREFIX,
+    NORMAL_QUEUE,
     RUN_ASSESSMENT_TASK,
     queue_for_priority,
     queue_list,
@@ -97,3 +99,26 @@ def test_a_failed_attempt_is_a_failed_task_that_is_acked_and_never_retried_by_ce
     # Expected: Celery logs it without a traceback, and never retries it on its own.
     assert task.throws == (AttemptFailedError,)
     assert not getattr(task, "autoretry_for", ())
+
+
+def test_each_queue_has_its_own_direct_exchange_and_routing_key() -> None:
+    queues = configured().amqp.queues
+    assert list(queues) == list(ALL_QUEUES), "declared in the order workers poll them"
+    declared = {
+        name: (queue.exchange.name, queue.exchange.type, queue.routing_key)
+        for name, queue in queues.items()
+    }
+    assert declared == {name: (name, "direct", name) for name in ALL_QUEUES}
+
+
+def test_every_task_is_routed_to_its_queue_and_exchange() -> None:
+    router = configured().amqp.router
+    for job in ("rescue", "redispatch", "retry", "retention"):
+        queue = router.route({}, f"{MAINTENANCE_TASK_PREFIX}{job}")["queue"]
+        assert (queue.name, queue.exchange.name) == (MAINTENANCE_QUEUE, MAINTENANCE_QUEUE), job
+    for priority in (1, 5, 9):
+        band = queue_for_priority(priority)
+        queue = router.route({"queue": band}, RUN_ASSESSMENT_TASK)["queue"]
+        assert (queue.name, queue.exchange.name, queue.routing_key) == (band, band, band)
+    # A message sent without a queue goes where normal priority goes.
+    assert router.route({}, RUN_ASSESSMENT_TASK)["queue"].name == NORMAL_QUEUE
