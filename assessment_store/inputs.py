@@ -121,6 +121,15 @@ def check_count(field: str, value: object) -> int:
     return value
 
 
+def over_seconds_limit(value: float, limit: float) -> str:
+    """The refusal of a duration over ``limit`` seconds, saying the unit, and hinting
+    when the value reads as milliseconds (the seeds' unit) of an acceptable duration."""
+    problem = f"must be at most {limit:g} seconds (the unit is seconds"
+    if value / 1000 <= limit:
+        problem += f"; {value:g} looks like milliseconds: {value / 1000:g} seconds?"
+    return problem + ")"
+
+
 def check_expected_version(value: object) -> int | None:
     """An optional version to compare against: a whole number >= 1 (bools refused)."""
     if value is None:

@@ -18,12 +18,13 @@ from pydantic import (
     Field,
     Strict,
     ValidationInfo,
+    computed_field,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
 
 from assessment_store import policy
-from assessment_store.inputs import hidden_character_problem, text_problem
+from assessment_store.inputs import hidden_character_problem, over_seconds_limit, text_problem
 from assessment_store.states import AssessmentState
 
 ASSESSMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
@@ -77,6 +78,14 @@ StrictInt = Annotated[int, Strict()]
 Seconds = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
+def check_request_timeout(value: float | None) -> float | None:
+    """At most MAX_REQUEST_TIMEOUT_SECONDS, refused with the unit said (clients written
+    against the seeds send milliseconds)."""
+    if value is not None and value > MAX_REQUEST_TIMEOUT_SECONDS:
+        raise ValueError(over_seconds_limit(value, MAX_REQUEST_TIMEOUT_SECONDS))
+    return value
+
+
 class AssessmentOptions(WireModel):
     """How an assessment should run (the seed's options)."""
 
@@ -88,7 +97,12 @@ class AssessmentOptions(WireModel):
     check_compliance: StrictBool = False
     server_filter: list[str] | None = Field(default=None, max_length=1000)
     deep_scan: StrictBool = False
-    timeout: Seconds | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
+    timeout: Seconds | None = Field(default=None, gt=0)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_in_seconds(cls, value: float | None) -> float | None:
+        return check_request_timeout(value)
 
 
 class AssessmentRequest(WireModel):
@@ -101,7 +115,12 @@ class AssessmentRequest(WireModel):
     timestamp: AwareDatetime = Field(default_factory=utc_now)
     source: Source = "installer"
     priority: StrictInt = Field(default=5, ge=1, le=10)
-    timeout: Seconds | None = Field(default=None, gt=0, le=MAX_REQUEST_TIMEOUT_SECONDS)
+    timeout: Seconds | None = Field(default=None, gt=0)
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_in_seconds(cls, value: float | None) -> float | None:
+        return check_request_timeout(value)
 
     @field_validator("id")
     @classmethod
@@ -230,6 +249,33 @@ class AssessmentStats(WireModel):
     throughput_per_minute: float
     average_processing_seconds: float | None
     error_rate: float
+
+    # The seed's AssessmentMetrics names, beside ours (clients written against it read
+    # these); its averageProcessingTime is in milliseconds, 0 with nothing finished.
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total_assessments(self) -> int:
+        return self.total
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def active_assessments(self) -> int:
+        return self.active
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def completed_assessments(self) -> int:
+        return self.counts_by_state.get(AssessmentState.COMPLETED, 0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed_assessments(self) -> int:
+        return self.counts_by_state.get(AssessmentState.FAILED, 0)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def average_processing_time(self) -> float:
+        return round((self.average_processing_seconds or 0.0) * 1000, 3)
 
 
 class SystemGauges(WireModel):

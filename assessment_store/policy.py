@@ -80,10 +80,16 @@ def timeout_problem(requested_seconds: float | None, settings: Settings) -> str 
     limit = settings.broker_visibility_timeout_seconds
     hard = time_limits(seconds)[1]
     if hard >= limit:
+        below = limit - HARD_LIMIT_GRACE_SECONDS
+        hint = (
+            f"; {seconds:g} looks like milliseconds: {seconds / 1000:g} seconds?"
+            if seconds / 1000 < below
+            else ""
+        )
         return (
-            f"must be below {limit - HARD_LIMIT_GRACE_SECONDS:g} seconds (the broker's "
-            f"visibility timeout, ASSESSMENT_STORE_BROKER_VISIBILITY_TIMEOUT_SECONDS, less "
-            f"{HARD_LIMIT_GRACE_SECONDS:g}s of grace; the unit is seconds)"
+            f"must be below {below:g} seconds (the broker's visibility timeout, "
+            f"ASSESSMENT_STORE_BROKER_VISIBILITY_TIMEOUT_SECONDS, less "
+            f"{HARD_LIMIT_GRACE_SECONDS:g}s of grace; the unit is seconds{hint})"
         )
     return None
 

@@ -14,13 +14,15 @@ from typing import Any
 
 import jwt
 
-from assessment_store.errors import ForbiddenError, UnauthorizedError
+from assessment_store.errors import ForbiddenError, InvalidInputError, UnauthorizedError
+from assessment_store.inputs import check_text
 
 ALGORITHM = "HS256"
+# The creator's limit (assessments.created_by): a token's sub becomes its work's creator.
+MAX_SUBJECT_CHARS = 255
+# The default of ASSESSMENT_STORE_JWT_MAX_LIFETIME_SECONDS.
 MAX_LIFETIME = timedelta(days=7)
-LEEWAY_SECONDS = (
-    1.0  # iat and exp are whole seconds  # the default of ASSESSMENT_STORE_JWT_MAX_LIFETIME_SECONDS
-)
+LEEWAY_SECONDS = 1.0  # iat and exp are whole seconds
 # Used only when the API or the token command is run with --dev, never otherwise.
 DEVELOPMENT_SECRET = "assessment-store-development-only-secret-do-not-deploy"
 
@@ -48,8 +50,29 @@ class Principal:
             raise ForbiddenError(f"role {self.role.value!r} may not do this (needs {allowed})")
 
 
-def issue_token(secret: str, subject: str, role: Role, ttl: timedelta) -> str:
-    """A signed token for ``subject`` with ``role``, valid for ``ttl``."""
+def check_subject(subject: object) -> str:
+    """A token's ``sub``, or InvalidInputError. It becomes the creator of the caller's
+    assessments, so it follows the creator's rule: non-empty text PostgreSQL can
+    store, at most MAX_SUBJECT_CHARS. Checked where tokens are issued and presented."""
+    if not isinstance(subject, str):
+        raise InvalidInputError("sub", "must be a non-empty string", subject)
+    check_text("sub", subject, max_chars=MAX_SUBJECT_CHARS, required=True)
+    return subject
+
+
+def parse_role(role: object) -> Role:
+    """A token's ``role``, or InvalidInputError (checked where tokens are issued and
+    presented)."""
+    if isinstance(role, str) and role in {r.value for r in Role}:
+        return Role(role)
+    raise InvalidInputError("role", "must be producer, viewer or admin", role)
+
+
+def issue_token(secret: str, subject: str, role: Role | str, ttl: timedelta) -> str:
+    """A signed token for ``subject`` with ``role``, valid for ``ttl``; the claims are
+    checked as :func:`authenticate` checks them, so it never issues one it refuses."""
+    subject = check_subject(subject)
+    role = parse_role(role)
     now = datetime.now(UTC)
     claims: dict[str, Any] = {"sub": subject, "role": role.value, "iat": now, "exp": now + ttl}
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
@@ -80,19 +103,10 @@ def authenticate(
     except jwt.InvalidTokenError as exc:
         raise UnauthorizedError(f"invalid token: {exc}") from None
     check_lifetime(claims, max_lifetime)
-    subject = claims.get("sub")
-    if (
-        not isinstance(subject, str)
-        or not subject.strip()
-        or len(subject) > 255
-        or "\x00" in subject
-    ):
-        raise UnauthorizedError("invalid token: 'sub' must be a non-empty string")
     try:
-        role = Role(str(claims.get("role")))
-    except ValueError:
-        raise UnauthorizedError("invalid token: 'role' must be producer, viewer or admin") from None
-    return Principal(subject, role)
+        return Principal(check_subject(claims.get("sub")), parse_role(claims.get("role")))
+    except InvalidInputError as exc:
+        raise UnauthorizedError(f"invalid token: {exc.message}") from None
 
 
 def check_lifetime(claims: dict[str, Any], max_lifetime: timedelta) -> None:

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from assessment_store.errors import InvalidInputError
 from assessment_store.http import waiting
 from assessment_store.http.dependencies import Caller, Store, Writer
 from assessment_store.http.schemas import (
@@ -20,32 +21,25 @@ from assessment_store.http.schemas import (
     CreatedResponse,
     ErrorResponse,
     RetryRequest,
+    WaitResponse,
 )
-from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS
+from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS, over_seconds_limit
 from assessment_store.models import (
+    FILTER_QUERY_NAMES,
     Assessment,
     AssessmentFilters,
     AssessmentPage,
     AssessmentRequest,
     AssessmentStats,
 )
+from assessment_store.policy import attempt_timeout_seconds
 from assessment_store.states import AssessmentState
+from assessment_store.waiting import MAX_WAIT_SECONDS
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
 }
 router = APIRouter(prefix="/v1", responses=ERRORS)
-# A filter's name in the model -> the query parameter a client sends, so that an
-# error names what the client wrote.
-QUERY_NAME_OF_FILTER = {
-    "states": "state",
-    "assessmentType": "type",
-    "serverName": "server",
-    "createdBy": "createdBy",
-    "createdAfter": "createdAfter",
-    "createdBefore": "createdBefore",
-}
-MAX_WAIT_SECONDS = 300.0
 
 
 @router.post(
@@ -58,7 +52,10 @@ def create_assessment(request: AssessmentRequest, store: Store, caller: Writer) 
     """Create an assessment (idempotent on a client-supplied ``id``)."""
     assessment_id = store.create_assessment(request, created_by=caller.subject)
     current = store.get_state(assessment_id)
-    return CreatedResponse(assessment_id=assessment_id, state=current.state)
+    limit = attempt_timeout_seconds(current.request_data.requested_timeout_seconds, store.settings)
+    return CreatedResponse(
+        assessment_id=assessment_id, state=current.state, estimated_time=round(limit * 1000)
+    )
 
 
 @router.post(
@@ -78,16 +75,18 @@ def list_assessments(
     store: Store,
     caller: Caller,
     state: Annotated[list[AssessmentState] | None, Query()] = None,
-    assessment_type: Annotated[str | None, Query(alias="type", max_length=64)] = None,
-    server: Annotated[str | None, Query(max_length=1024)] = None,
-    source: Annotated[str | None, Query(pattern="^(installer|compliance)$")] = None,
-    created_by: Annotated[str | None, Query(alias="createdBy", max_length=255)] = None,
+    assessment_type: Annotated[str | None, Query(alias="type")] = None,
+    server: Annotated[str | None, Query()] = None,
+    source: Annotated[str | None, Query()] = None,
+    created_by: Annotated[str | None, Query(alias="createdBy")] = None,
     created_after: Annotated[datetime | None, Query(alias="createdAfter")] = None,
     created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query()] = 50,
+    cursor: Annotated[str | None, Query()] = None,
 ) -> AssessmentPage:
     """Assessments newest first; ``nextCursor`` fetches the next page."""
+    # The rules (lengths, ranges, sources, timezones) are AssessmentFilters', the
+    # ones ``assessment-store list`` applies too; errors name the query parameters.
     try:
         filters = AssessmentFilters.model_validate(
             {
@@ -113,8 +112,8 @@ def list_assessments(
 
 
 def _query_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    if loc and loc[0] in QUERY_NAME_OF_FILTER:
-        return (QUERY_NAME_OF_FILTER[str(loc[0])], *loc[1:])
+    if loc and loc[0] in FILTER_QUERY_NAMES:
+        return (FILTER_QUERY_NAMES[str(loc[0])], *loc[1:])
     return loc
 
 
@@ -130,7 +129,7 @@ async def get_assessment(assessment_id: str, store: Store, caller: Caller) -> Re
 
 @router.get(
     "/assessments/{assessment_id}/wait",
-    response_model=Assessment,
+    response_model=WaitResponse,
     response_model_by_alias=True,
     responses={408: {"model": ErrorResponse}},
 )
@@ -138,10 +137,14 @@ async def wait_for_assessment(
     assessment_id: str,
     store: Store,
     caller: Caller,
-    timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS, allow_inf_nan=False)] = 30.0,
-) -> Assessment:
-    """Long-poll until the assessment is finished; 408 ASSESSMENT_TIMEOUT after ``timeout``."""
-    return await waiting.wait_for_completion(store, assessment_id, timeout, caller.owner)
+    timeout: Annotated[float, Query(gt=0, allow_inf_nan=False)] = 30.0,
+) -> WaitResponse:
+    """Long-poll until the assessment is finished; 408 ASSESSMENT_TIMEOUT after ``timeout``
+    seconds (at most MAX_WAIT_SECONDS)."""
+    if timeout > MAX_WAIT_SECONDS:
+        raise InvalidInputError("timeout", over_seconds_limit(timeout, MAX_WAIT_SECONDS), timeout)
+    found = await waiting.wait_for_completion(store, assessment_id, timeout, caller.owner)
+    return WaitResponse.of(found)
 
 
 @router.post(
