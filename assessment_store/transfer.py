@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Annotated, Any
 
-from pydantic import AwareDatetime, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, ConfigDict, Field, ValidationError, field_validator
 
 from assessment_store.db import reads, transitions
 from assessment_store.errors import ImportRejectedError
-from assessment_store.models import Assessment, AssessmentFilters, WireModel
+from assessment_store.inputs import text_problem
+from assessment_store.jsonlines import BadLineError, describe, numbered_lines, parse_line
+from assessment_store.models import (
+    ASSESSMENT_ID_PATTERN,
+    Assessment,
+    AssessmentFilters,
+    WireModel,
+)
 from assessment_store.service import AssessmentStore
 from assessment_store.states import (
     ENDED_STATES,
@@ -32,25 +39,69 @@ EXPORT_PAGE = 500
 ProgressCallback = Callable[[int], None]
 
 
+# PostgreSQL's integer (version, retry_count, the audit versions): a larger number in
+# a file must be a bad line, not an error of the whole import's transaction.
+MAX_INTEGER = 2**31 - 1
+Count = Annotated[int, Field(ge=0, le=MAX_INTEGER)]
+
+
 class ExportedAuditEntry(WireModel):
     """One audit row as exported (its database id is not portable)."""
 
     event: str = Field(min_length=1, max_length=64)
     old_state: AssessmentState | None
     new_state: AssessmentState
-    version_from: int | None
-    version_to: int = Field(ge=1)
+    version_from: Count | None
+    version_to: int = Field(ge=1, le=MAX_INTEGER)
     changed_by: str = Field(min_length=1)
     change_reason: str = Field(min_length=1)
     created_at: AwareDatetime
 
 
 class ExportedAssessment(Assessment):
-    """An assessment line: the assessment and its whole audit trail."""
+    """An assessment line: the assessment and its whole audit trail.
+
+    Stricter than the row it was read from: whatever the database would refuse (or
+    store as something else, like a time without a timezone) is refused here, where
+    the line's number is known."""
 
     model_config = ConfigDict(extra="forbid")
 
+    assessment_id: str = Field(pattern=ASSESSMENT_ID_PATTERN.pattern)  # as at creation
+    version: int = Field(ge=1, le=MAX_INTEGER)
+    progress: int = Field(ge=0, le=100)
+    priority: int = Field(ge=1, le=10)
+    retry_count: Count
+    result_data: dict[str, Any] | None
+    next_retry_at: AwareDatetime | None
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    started_at: AwareDatetime | None
+    completed_at: AwareDatetime | None
     audit_trail: list[ExportedAuditEntry] = Field(min_length=1)
+
+    @field_validator("result_data")
+    @classmethod
+    def _storable_as_jsonb(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        problem = None if value is None else _jsonb_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _jsonb_problem(value: object) -> str | None:
+    """Why PostgreSQL's jsonb would refuse ``value`` (a NUL or a lone surrogate in
+    some key or string), or None. Iterative: json.loads nests deeper than the stack."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            pending += list(item.keys()) + list(item.values())
+        elif isinstance(item, list):
+            pending += item
+        elif isinstance(item, str) and (problem := text_problem(item)):
+            return problem
+    return None
 
 
 def export_lines(
@@ -102,13 +153,13 @@ def _chain_problems(item: ExportedAssessment) -> list[str]:
     problems = []
     trail = sorted(item.audit_trail, key=lambda e: e.version_to)
     first = trail[0]
-    if (first.old_state, first.new_state, first.version_from, first.version_to) != (
-        None,
-        AssessmentState.PENDING,
-        None,
-        1,
-    ):
-        problems.append("auditTrail: must start with (null -> pending, version 1)")
+    if not _allowed_step(first) or (
+        first.old_state,
+        first.new_state,
+        first.version_from,
+        first.version_to,
+    ) != (None, AssessmentState.PENDING, None, 1):
+        problems.append("auditTrail: must start with a create (null -> pending, version 1)")
     for before, after in itertools.pairwise(trail):
         if after.version_from != before.version_to or after.version_to != before.version_to + 1:
             problems.append(f"auditTrail: gap after version {before.version_to}")
@@ -136,12 +187,6 @@ def _chain_problems(item: ExportedAssessment) -> list[str]:
 
 def _row_problems(item: ExportedAssessment, store: AssessmentStore) -> list[str]:
     problems = []
-    if not 0 <= item.progress <= 100:
-        problems.append("progress: must be 0-100")
-    if not 1 <= item.priority <= 10:
-        problems.append("priority: must be 1-10")
-    if item.version < 1 or item.retry_count < 0:
-        problems.append("version/retryCount: must be >= 1 / >= 0")
     if (item.completed_at is not None) != (item.state in ENDED_STATES):
         problems.append("completedAt: must be set exactly when completed, failed or cancelled")
     if item.next_retry_at is not None and item.state is not AssessmentState.FAILED:
@@ -161,24 +206,19 @@ def _row_problems(item: ExportedAssessment, store: AssessmentStore) -> list[str]
     return problems + _chain_problems(item)
 
 
-def validate_lines(store: AssessmentStore, lines: Sequence[str]) -> list[_Parsed]:
+def validate_lines(store: AssessmentStore, content: bytes | str) -> list[_Parsed]:
     """Every line parsed and checked; ImportRejectedError naming each bad line."""
     problems: list[str] = []
     parsed: list[_Parsed] = []
     seen: dict[str, int] = {}
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
+    for number, line in numbered_lines(content):
         try:
-            item = ExportedAssessment.model_validate(json.loads(text))
-        except json.JSONDecodeError as exc:
-            problems.append(f"line {number}: not JSON ({exc.msg})")
+            item = ExportedAssessment.model_validate(parse_line(line))
+        except BadLineError as exc:
+            problems.append(f"line {number}: {exc}")
             continue
         except ValidationError as exc:
-            fields = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'line'}: {e['msg']}" for e in exc.errors()
-            )
-            problems.append(f"line {number}: {fields}")
+            problems.append(f"line {number}: {describe(exc)}")
             continue
         if item.assessment_id in seen:
             problems.append(
@@ -207,10 +247,13 @@ def _line_number(problem: str) -> int:
 
 
 def import_lines(
-    store: AssessmentStore, source: IO[str], progress: ProgressCallback | None = None
+    store: AssessmentStore, source: IO[bytes] | IO[str], progress: ProgressCallback | None = None
 ) -> int:
-    """Validate every line, then write all of them in one transaction; the count."""
-    parsed = validate_lines(store, source.read().splitlines())
+    """Validate every line, then write all of them in one transaction; the count.
+
+    Read as bytes, each line is decoded on its own: one that is not UTF-8 is a bad
+    line like any other, reported by its number."""
+    parsed = validate_lines(store, source.read())
     rows = []
     audits = []
     for entry in parsed:
