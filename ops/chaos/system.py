@@ -225,6 +225,10 @@ class System:
             if not names or name in names
         )
 
+    def count_in_worker_logs(self, needle: str) -> int:
+        """How often ``needle`` appears in the workers' whole logs."""
+        return sum(process.log().count(needle) for process in self.workers.values())
+
     def close(self) -> None:
         """Stop every process (SIGTERM to all at once, SIGKILL to any still running a
         few seconds later) and the store."""
@@ -238,7 +242,7 @@ class System:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.process.pid, signal.SIGTERM)
         for process in processes:
-            process.stop(timeout=5)
+            process.stop(timeout=3)
         if self._producer is not None:
             self._producer.close()
         self.engine.dispose()

@@ -28,7 +28,7 @@ def test_repeated_kills_of_busy_workers_lose_nothing_and_double_nothing(
     system.start_beat()
     rng = random.Random(20261201)
     ids = system.producer.batch_create_assessments(
-        mixed_requests(rng, 200, min_seconds=0.3, max_seconds=0.45)
+        mixed_requests(rng, 200, min_seconds=0.25, max_seconds=0.35)
     )
     # When a worker that provably runs attempts is SIGKILLed, four times spread over
     # the run, each restarted after its kill
