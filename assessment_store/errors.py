@@ -93,9 +93,7 @@ class LinesRejectedError(AssessmentStoreError):
     def __init__(self, problems: list[str]) -> None:
         shown = problems[: self.SHOWN]
         more = f"\n... and {len(problems) - self.SHOWN} more" if len(problems) > self.SHOWN else ""
-        super().__init__(
-            f"{self.OUTCOME}: {len(problems)} bad line(s)\n" + "\n".join(shown) + more
-        )
+        super().__init__(f"{self.OUTCOME}: {len(problems)} bad line(s)\n" + "\n".join(shown) + more)
         self.problems = problems
 
 

@@ -12,12 +12,24 @@ from __future__ import annotations
 import time
 from typing import Final
 
-from assessment_store.errors import AssessmentTimeoutError
-from assessment_store.inputs import check_positive
+from assessment_store.errors import AssessmentTimeoutError, InvalidInputError
+from assessment_store.inputs import check_positive, over_seconds_limit
 from assessment_store.models import Assessment
 
 # A waiter re-reads the row this often even without a notification.
 WAIT_RECHECK_SECONDS: Final = 5.0
+# The longest one wait of the API or the CLI may last: a long-poll holds a connection
+# meanwhile. Longer is a loop of waits; the Python API's own callers are not limited.
+MAX_WAIT_SECONDS: Final = 300.0
+
+
+def check_wait_timeout(field: str, value: object) -> float:
+    """A wait's timeout from an API or CLI caller: above zero, finite, at most
+    MAX_WAIT_SECONDS."""
+    seconds = check_positive(field, value)
+    if seconds > MAX_WAIT_SECONDS:
+        raise InvalidInputError(field, over_seconds_limit(seconds, MAX_WAIT_SECONDS), value)
+    return seconds
 
 
 class WaitLoop:

@@ -15,12 +15,13 @@ import typer
 from pydantic import ValidationError
 
 from assessment_store.cli import api, assessments, demo, operations, processes, transfer
-from assessment_store.cli.output import errors
+from assessment_store.cli.output import print_error
 from assessment_store.errors import (
     AssessmentStoreError,
     ConfigurationError,
     StoreUnavailableError,
 )
+from assessment_store.jsonlines import describe
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
@@ -40,38 +41,44 @@ for module in (assessments, operations, processes, api, transfer, demo):
 
 
 def _explain_validation(exc: ValidationError) -> str:
-    problems = []
-    for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "input"
-        problems.append(f"{field}: {error['msg']}")
-    return "invalid input: " + "; ".join(problems)
+    return "invalid input: " + describe(exc)
 
 
 def run(entry: Callable[..., Any], argv: list[str] | None = None) -> int:
     """Run the typer app, turning known errors into a message and an exit code."""
     try:
-        entry(args=argv, standalone_mode=False)
+        code = entry(args=argv, standalone_mode=False)
     except ValidationError as exc:
-        errors.print(f"[red]error:[/] {_explain_validation(exc)}", highlight=False)
+        print_error(_explain_validation(exc))
         return EXIT_BAD_INPUT
     except (StoreUnavailableError, ConfigurationError) as exc:
-        errors.print(f"[red]error:[/] {exc}", highlight=False)
+        print_error(str(exc))
         return EXIT_UNAVAILABLE
     except AssessmentStoreError as exc:
-        errors.print(f"[red]error:[/] {exc} ({exc.code})", highlight=False)
+        print_error(f"{exc} ({exc.code})")
         return EXIT_CODES.get(exc.code, EXIT_REFUSED)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:
-        errors.print("aborted")
+        print_error("aborted")
         return 130
     except typer.TyperException as exc:  # usage errors: bad option, missing argument
-        show = getattr(exc, "show", None)
-        if show is None:
-            raise
-        show()
-        return int(getattr(exc, "exit_code", 2))
-    return 0
+        return _usage_error(exc)
+    # Outside standalone mode click returns a command's typer.Exit code rather than
+    # raising it (health's "exit 1 when anything is down" was lost here).
+    return code if isinstance(code, int) else 0
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    """Click's usage error as one line (its own display is a usage block and a box)."""
+    # Not importable from typer's public API; typer itself tests the name (#1278).
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()  # type: ignore[attr-defined]  # the help text: no error to report
+        return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
+    context = getattr(exc, "ctx", None)
+    hint = f" (see '{context.command_path} --help')" if context is not None else ""
+    print_error(" ".join(exc.format_message().split()) + hint)
+    return int(getattr(exc, "exit_code", EXIT_BAD_INPUT))
 
 
 def main() -> None:

@@ -9,10 +9,12 @@ from typing import Annotated
 
 import typer
 
-from assessment_store.cli.output import console
+from assessment_store.cli.output import console, flag
 from assessment_store.config import ENV_PREFIX, get_settings
-from assessment_store.http.auth import DEVELOPMENT_SECRET, Role, issue_token
+from assessment_store.errors import InvalidInputError
+from assessment_store.http.auth import DEVELOPMENT_SECRET, issue_token
 from assessment_store.http.server import jwt_secret_for
+from assessment_store.inputs import check_positive
 
 PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -26,9 +28,7 @@ def api(
     ctx: typer.Context,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    dev: Annotated[
-        bool, typer.Option("--dev", help="allow the public development JWT secret")
-    ] = False,
+    dev: Annotated[bool, flag("--dev", "allow the public development JWT secret")] = False,
 ) -> None:
     """Serve the HTTP API with uvicorn (further flags go to uvicorn)."""
     if dev:
@@ -52,15 +52,34 @@ def api(
 
 def token(
     sub: Annotated[str, typer.Option("--sub", help="the caller's name (creator of its work)")],
-    role: Annotated[Role, typer.Option("--role")],
-    ttl_hours: Annotated[float, typer.Option(min=0.01, max=24 * 365)] = 24.0,
-    dev: Annotated[bool, typer.Option("--dev", help="sign with the development secret")] = False,
+    role: Annotated[
+        str, typer.Option("--role", metavar="<producer|viewer|admin>", help="what it may do")
+    ],
+    ttl_hours: Annotated[
+        float, typer.Option(help="hours it stays valid (at most JWT_MAX_LIFETIME_SECONDS)")
+    ] = 24.0,
+    dev: Annotated[bool, flag("--dev", "sign with the development secret")] = False,
 ) -> None:
     """Print a bearer token for the API."""
     settings = get_settings()
+    # The API's own rules: it would refuse a token outside them (issue_token checks
+    # sub and role the way authenticate does).
+    ttl = _lifetime(ttl_hours, settings.jwt_max_lifetime_seconds)
     secret = (
         DEVELOPMENT_SECRET
         if dev and not settings.has_real_jwt_secret
         else (jwt_secret_for(settings))
     )
-    console.print(issue_token(secret, sub, role, timedelta(hours=ttl_hours)), soft_wrap=True)
+    console.print(issue_token(secret, sub, role, ttl), soft_wrap=True)
+
+
+def _lifetime(hours: float, max_seconds: float) -> timedelta:
+    seconds = check_positive("--ttl-hours", hours) * 3600
+    if seconds > max_seconds:
+        raise InvalidInputError(
+            "--ttl-hours",
+            f"must be at most {max_seconds / 3600:g} hours, the longest lifetime the API "
+            f"accepts ({ENV_PREFIX}JWT_MAX_LIFETIME_SECONDS)",
+            hours,
+        )
+    return timedelta(seconds=seconds)

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
-import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
+from assessment_store.cli.files import read_bytes
+from assessment_store.cli.options import json_option, list_filters
 from assessment_store.cli.output import (
+    JsonFlag,
     assessment_panel,
     assessments_table,
     audit_table,
     console,
     errors,
     print_json,
+    print_table,
 )
-from assessment_store.models import AssessmentFilters, AssessmentOptions, AssessmentRequest
+from assessment_store.errors import BatchRejectedError
+from assessment_store.http.schemas import BatchCreateRequest
+from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS, check_window_seconds
+from assessment_store.jsonlines import BadLineError, describe, numbered_lines, parse_line
+from assessment_store.models import AssessmentRequest
 from assessment_store.service import AssessmentStore
-from assessment_store.states import AssessmentState
+from assessment_store.waiting import MAX_WAIT_SECONDS, check_wait_timeout
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+# Ranges are the models' (as in the API), not typer's min/max: one rule, one message.
+StateOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--state", metavar="<pending|processing|completed|failed|cancelled>", help="repeatable"
+    ),
+]
+AfterOption = Annotated[
+    str | None, typer.Option(metavar="<ISO time>", help="with a timezone, e.g. 2025-01-31T00:00Z")
+]
+BeforeOption = Annotated[str | None, typer.Option(metavar="<ISO time>", help="with a timezone")]
 
 
 def register(app: typer.Typer) -> None:
@@ -37,13 +54,15 @@ def register(app: typer.Typer) -> None:
 def submit(
     assessment_type: Annotated[str, typer.Argument(help="health, security, compliance, ...")],
     server: Annotated[str | None, typer.Option("--server", "-s", help="serverName")] = None,
-    priority: Annotated[int, typer.Option(min=1, max=10)] = 5,
+    priority: Annotated[int, typer.Option(help="1 (lowest) to 10")] = 5,
     source: Annotated[str, typer.Option(help="installer or compliance")] = "installer",
     timeout: Annotated[float | None, typer.Option(help="attempt time limit, seconds")] = None,
     assessment_id: Annotated[
         str | None, typer.Option("--id", help="client id (idempotent)")
     ] = None,
-    options: Annotated[str | None, typer.Option(help="options as JSON (camelCase)")] = None,
+    options_json: Annotated[
+        str | None, typer.Option("--options", help="options as JSON (camelCase)")
+    ] = None,
     from_file: Annotated[
         Path | None, typer.Option("--file", help="JSON lines of requests to submit as a batch")
     ] = None,
@@ -51,22 +70,24 @@ def submit(
     as_json: JsonFlag = False,
 ) -> None:
     """Create an assessment (or a batch from --file) and publish it to the workers."""
+    if from_file is not None:
+        requests = _read_requests(from_file)
+    else:
+        # The API's body, by its wire names: its errors name the same fields.
+        fields: dict[str, Any] = {
+            "id": assessment_id,
+            "assessmentType": assessment_type,
+            "serverName": server,
+            "priority": priority,
+            "source": source,
+            "timeout": timeout,
+        }
+        parsed_options = json_option("options", options_json)
+        if parsed_options is not None:
+            fields["options"] = parsed_options
+        requests = [AssessmentRequest.model_validate(fields)]
     with AssessmentStore(application_name="assessment-store-cli") as store:
-        if from_file is not None:
-            requests = _read_requests(from_file)
-            ids = store.batch_create_assessments(requests, created_by=created_by)
-        else:
-            parsed_options = AssessmentOptions.model_validate(json.loads(options or "{}"))
-            request = AssessmentRequest(
-                id=assessment_id,
-                assessment_type=assessment_type,
-                server_name=server,
-                priority=priority,
-                source=source,
-                timeout=timeout,
-                options=parsed_options,
-            )
-            ids = [store.create_assessment(request, created_by=created_by)]
+        ids = store.batch_create_assessments(requests, created_by=created_by)
     if as_json:
         print_json({"assessmentIds": ids})
     else:
@@ -74,16 +95,21 @@ def submit(
             console.print(assessment_id_)
 
 
-def _read_requests(path: Path) -> list[dict[str, Any]]:
-    requests = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
+def _read_requests(path: Path) -> list[AssessmentRequest]:
+    """Every line of a batch file as a request, or BatchRejectedError naming each bad
+    line; then the API's batch rules (at least one, at most MAX_BATCH)."""
+    requests: list[AssessmentRequest] = []
+    problems: list[str] = []
+    for number, line in numbered_lines(read_bytes(path)):
         try:
-            requests.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"{path}:{number}: not JSON ({exc.msg})") from None
-    return requests
+            requests.append(AssessmentRequest.model_validate(parse_line(line)))
+        except BadLineError as exc:
+            problems.append(f"line {number}: {exc}")
+        except ValidationError as exc:
+            problems.append(f"line {number}: {describe(exc)}")
+    if problems:
+        raise BatchRejectedError(problems)
+    return list(BatchCreateRequest(assessments=requests).assessments)
 
 
 def status(assessment_id: str, as_json: JsonFlag = False) -> None:
@@ -93,24 +119,27 @@ def status(assessment_id: str, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json(current.to_wire())
     else:
-        console.print(assessment_panel(current))
+        print_table(assessment_panel(current))
 
 
 def wait(
     assessment_id: str,
-    timeout: Annotated[float, typer.Option(help="seconds to wait")] = 30.0,
+    timeout: Annotated[
+        float, typer.Option(help=f"seconds to wait, at most {MAX_WAIT_SECONDS:g}")
+    ] = 30.0,
     as_json: JsonFlag = False,
 ) -> None:
     """Wait until an assessment is finished; exit 1 on timeout."""
+    seconds = check_wait_timeout("timeout", timeout)
     with (
         AssessmentStore(application_name="assessment-store-cli") as store,
         errors.status(f"waiting for {assessment_id}"),
     ):
-        current = store.wait_for_completion(assessment_id, timeout=timeout)
+        current = store.wait_for_completion(assessment_id, timeout=seconds)
     if as_json:
         print_json(current.to_wire())
     else:
-        console.print(assessment_panel(current))
+        print_table(assessment_panel(current))
 
 
 def cancel(
@@ -128,25 +157,25 @@ def cancel(
 
 
 def list_command(
-    state: Annotated[list[AssessmentState] | None, typer.Option(help="repeatable")] = None,
+    state: StateOption = None,
     assessment_type: Annotated[str | None, typer.Option("--type")] = None,
     server: Annotated[str | None, typer.Option()] = None,
-    source: Annotated[str | None, typer.Option()] = None,
-    created_after: Annotated[datetime | None, typer.Option(help="ISO time, UTC if naive")] = None,
-    created_before: Annotated[datetime | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    source: Annotated[str | None, typer.Option(help="installer or compliance")] = None,
+    created_after: AfterOption = None,
+    created_before: BeforeOption = None,
+    limit: Annotated[int, typer.Option(help="1 to 1000")] = 50,
     cursor: Annotated[str | None, typer.Option(help="nextCursor of the previous page")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """List assessments, newest first, one page at a time."""
-    filters = AssessmentFilters.model_validate(
+    filters = list_filters(
         {
             "states": state,
             "assessmentType": assessment_type,
             "serverName": server,
             "source": source,
-            "createdAfter": _aware(created_after),
-            "createdBefore": _aware(created_before),
+            "createdAfter": created_after,
+            "createdBefore": created_before,
             "limit": limit,
             "cursor": cursor,
         }
@@ -156,26 +185,21 @@ def list_command(
     if as_json:
         print_json(page.to_wire())
         return
-    console.print(assessments_table(page.items))
+    print_table(assessments_table(page.items))
     if page.next_cursor:
-        console.print(f"next page: --cursor {page.next_cursor}")
-
-
-def _aware(moment: datetime | None) -> datetime | None:
-    from datetime import UTC
-
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+        console.print(f"next page: --cursor {page.next_cursor}", soft_wrap=True)
 
 
 def stats(
-    window: Annotated[int, typer.Option(help="seconds for rates")] = 300,
+    window: Annotated[
+        int, typer.Option(help=f"seconds for rates, 1 to {MAX_STATS_WINDOW_SECONDS}")
+    ] = 300,
     as_json: JsonFlag = False,
 ) -> None:
     """Counts by state, throughput, average processing time, error rate, dead letters."""
+    seconds = check_window_seconds("window", window)
     with AssessmentStore(application_name="assessment-store-cli") as store:
-        figures = store.get_assessment_stats(window_seconds=window)
+        figures = store.get_assessment_stats(window_seconds=seconds)
     if as_json:
         print_json(figures.to_wire())
         return
@@ -184,7 +208,7 @@ def stats(
     average = figures.average_processing_seconds
     console.print(
         f"total {figures.total}, active {figures.active}, dead letters {figures.dead_letters}; "
-        f"last {window}s: {figures.throughput_per_minute:.1f}/min, "
+        f"last {seconds}s: {figures.throughput_per_minute:.1f}/min, "
         f"error rate {figures.error_rate:.1%}, "
         f"average {'-' if average is None else f'{average:.2f}s'}"
     )
@@ -197,4 +221,4 @@ def audit(assessment_id: str, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json([e.to_wire() for e in entries])
     else:
-        console.print(audit_table(entries))
+        print_table(audit_table(entries))

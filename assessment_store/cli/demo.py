@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from assessment_store.cli.output import console
+from assessment_store.cli.output import console, flag
 
 
 def register(app: typer.Typer) -> None:
@@ -16,7 +16,7 @@ def register(app: typer.Typer) -> None:
 def demo(
     rounds: Annotated[int, typer.Option(min=1, max=50, help="how many of the mixed set")] = 3,
     keep_running: Annotated[
-        bool, typer.Option("--keep-running", help="leave the system up after the batch")
+        bool, flag("--keep-running", "leave the system up after the batch")
     ] = False,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 180.0,
 ) -> None:

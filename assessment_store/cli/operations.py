@@ -8,8 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from assessment_store import maintenance
-from assessment_store.cli.assessments import JsonFlag
-from assessment_store.cli.output import console, errors, print_json
+from assessment_store.cli.output import JsonFlag, console, errors, print_json
 from assessment_store.config import get_settings
 from assessment_store.db import migrate as migrations
 from assessment_store.service import AssessmentStore
@@ -26,7 +25,8 @@ def register(app: typer.Typer) -> None:
 def migrate(
     revision: Annotated[str, typer.Option(help="target revision")] = "head",
     create_database: Annotated[
-        bool, typer.Option(help="create the database first if it does not exist")
+        bool,
+        typer.Option(metavar="", help="create the database first if it does not exist"),
     ] = True,
 ) -> None:
     """Bring the database schema to REVISION (alembic upgrade)."""
@@ -39,7 +39,9 @@ def migrate(
 
 
 def _progress() -> Progress:
-    # On stderr: stdout stays clean for --json and pipes.
+    # On stderr: stdout stays clean for --json and pipes. Only for a person at a
+    # terminal: into a log or a pipe its last frame would be one more line before an
+    # error (which must stay the only one) or a result already on stdout.
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -47,6 +49,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=errors,
         transient=False,
+        disable=not errors.is_terminal,
     )
 
 

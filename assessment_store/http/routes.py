@@ -10,7 +10,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from assessment_store.errors import InvalidInputError
 from assessment_store.http import waiting
 from assessment_store.http.dependencies import Caller, Store, Writer
 from assessment_store.http.schemas import (
@@ -23,7 +22,7 @@ from assessment_store.http.schemas import (
     RetryRequest,
     WaitResponse,
 )
-from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS, over_seconds_limit
+from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS
 from assessment_store.models import (
     FILTER_QUERY_NAMES,
     Assessment,
@@ -34,7 +33,7 @@ from assessment_store.models import (
 )
 from assessment_store.policy import attempt_timeout_seconds
 from assessment_store.states import AssessmentState
-from assessment_store.waiting import MAX_WAIT_SECONDS
+from assessment_store.waiting import check_wait_timeout
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (401, 403, 404, 409, 422)
@@ -141,9 +140,8 @@ async def wait_for_assessment(
 ) -> WaitResponse:
     """Long-poll until the assessment is finished; 408 ASSESSMENT_TIMEOUT after ``timeout``
     seconds (at most MAX_WAIT_SECONDS)."""
-    if timeout > MAX_WAIT_SECONDS:
-        raise InvalidInputError("timeout", over_seconds_limit(timeout, MAX_WAIT_SECONDS), timeout)
-    found = await waiting.wait_for_completion(store, assessment_id, timeout, caller.owner)
+    seconds = check_wait_timeout("timeout", timeout)  # the rule `assessment-store wait` follows
+    found = await waiting.wait_for_completion(store, assessment_id, seconds, caller.owner)
     return WaitResponse.of(found)
 
 

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import typer
 
-from assessment_store.cli import app, run
 from assessment_store.config import Settings, get_settings
 from assessment_store.service import AssessmentStore
 from tests.factories import failed, processing, request
-
-
-@pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("ASSESSMENT_STORE_DATABASE_URL", settings.database_url)
-    # Publishing goes to a broker nobody consumes in these tests (a database of its own).
-    monkeypatch.setenv("ASSESSMENT_STORE_BROKER_URL", settings.redis_url.rsplit("/", 1)[0] + "/8")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = run(typer.main.get_command(app), list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.integration.conftest import cli
 
 
 @pytest.mark.usefixtures("cli_env")
