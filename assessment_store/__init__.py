@@ -23,6 +23,12 @@ from assessment_store.errors import (
     VersionConflictError,
 )
 from assessment_store.events import AssessmentEventMessage, Subscription
+from assessment_store.migration import (
+    AssessmentStoreMigration,
+    EventEmitterBackend,
+    LegacyBackend,
+    MigrationStatus,
+)
 from assessment_store.models import (
     Assessment,
     AssessmentFilters,
@@ -51,13 +57,17 @@ __all__ = [
     "AssessmentStats",
     "AssessmentStore",
     "AssessmentStoreError",
+    "AssessmentStoreMigration",
     "AssessmentTimeoutError",
     "AuditEntry",
     "ComponentHealth",
     "ConfigurationError",
+    "EventEmitterBackend",
     "HealthStatus",
     "InvalidInputError",
     "InvalidStateTransitionError",
+    "LegacyBackend",
+    "MigrationStatus",
     "PermanentAssessmentError",
     "Settings",
     "StoreUnavailableError",

@@ -113,6 +113,18 @@ class Settings(BaseSettings):
     compliance_breaker_failures: int = Field(default=5, ge=1, le=1000)
     compliance_breaker_reset_seconds: float = Field(default=30.0, gt=0, le=3600)
 
+    # Moving off the legacy event system (SPEC section 11; assessment_store/migration).
+    # Defaults only: `assessment-store migration set` overrides the first three at run
+    # time through the database, in every process within MIGRATION_REFRESH_SECONDS.
+    migration_enable_store: bool = True
+    migration_legacy_fallback: bool = False
+    # The share of new assessments the store gets, by a stable hash of the id.
+    migration_percentage: int = Field(default=100, ge=0, le=100)
+    migration_enable_metrics: bool = True
+    # A log line per routing decision and per legacy event (the seed's audit service).
+    migration_enable_audit_logging: bool = False
+    migration_refresh_seconds: float = Field(default=2.0, gt=0, le=60)
+
     @field_validator("database_url", "read_database_url")
     @classmethod
     def _must_be_postgresql(cls, value: str | None) -> str | None:

@@ -14,7 +14,7 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from assessment_store.cli import api, assessments, demo, operations, processes, transfer
+from assessment_store.cli import api, assessments, demo, migration, operations, processes, transfer
 from assessment_store.cli.output import print_error
 from assessment_store.errors import (
     AssessmentStoreError,
@@ -36,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (assessments, operations, processes, api, transfer, demo):
+for module in (assessments, operations, processes, api, transfer, demo, migration):
     module.register(app)
 
 

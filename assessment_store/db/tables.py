@@ -176,3 +176,19 @@ migration_overrides = Table(
         "setting IN ('percentage', 'legacy_fallback', 'enable_store')", name="known_setting"
     ),
 )
+
+# What each process's legacy backend holds (the legacy side keeps its assessments in
+# memory, so a process elsewhere learns of them only from here): one row per running
+# facade that has held legacy work, refreshed every few seconds and deleted when the
+# facade closes. A row that stops being refreshed is a process that died (or hangs).
+migration_legacy_reports = Table(
+    "migration_legacy_reports",
+    metadata,
+    Column("reporter", Text, primary_key=True),
+    Column("backend", Text, nullable=False),
+    Column("held", Integer, nullable=False),
+    Column("in_flight", Integer, nullable=False),
+    Column("by_state", JSONB, nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False, server_default=NOW),
+    CheckConstraint("held >= 0 AND in_flight >= 0 AND in_flight <= held", name="counts_valid"),
+)

@@ -15,6 +15,7 @@ TABLES = {
     "assessment_state_audit",
     "assessment_leases",
     "migration_overrides",
+    "migration_legacy_reports",
 }
 
 
