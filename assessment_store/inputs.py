@@ -101,6 +101,12 @@ def check_result(result: object) -> dict[str, Any]:
         raise InvalidInputError("result", f"must be JSON-serialisable: {exc}", "...") from None
     if "\\u0000" in encoded:
         raise InvalidInputError("result", "must not contain NUL characters", "...")
+    try:  # a lone surrogate: JSONB refuses it (a driver error otherwise)
+        json.dumps(dict(result), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            "result", "must be valid Unicode (no lone surrogates)", "..."
+        ) from None
     decoded: dict[str, Any] = json.loads(encoded)
     return decoded
 

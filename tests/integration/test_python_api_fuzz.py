@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentStore
-from assessment_store.errors import AssessmentStoreError
+from assessment_store.errors import AssessmentStoreError, InvalidInputError
 from assessment_store.models import AssessmentFilters
 from tests.chain import audit_chain_problems
 from tests.factories import request
@@ -175,3 +175,15 @@ def test_a_stats_window_out_of_range_is_refused_naming_it(
 ) -> None:
     with pytest.raises(AssessmentStoreError, match="windowSeconds"):
         store.get_assessment_stats(window_seconds=window)
+
+
+@pytest.mark.parametrize("result", [{"a": "\ud800"}, {"nested": ["\udc00"]}, {"\ud800": 1}])
+def test_a_result_with_a_lone_surrogate_is_refused_naming_it(
+    store: AssessmentStore, raw_conn: Connection, result: dict[str, Any]
+) -> None:
+    running = store.start_processing(store.create_assessment(request()), "w1")
+    before = counts(raw_conn)
+    with pytest.raises(InvalidInputError, match=r"^result: .*surrogates"):
+        store.complete_assessment(running.assessment_id, result)
+    assert counts(raw_conn) == before
+    assert store.get_state(running.assessment_id).state.value == "processing"
