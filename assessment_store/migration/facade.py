@@ -138,6 +138,15 @@ class AssessmentStoreMigration:
         created_by: str = SYSTEM_ACTOR,
     ) -> list[str]:
         """Route each request; the store's share is created in one transaction."""
+        return [aid for aid, _route in self.route_and_create(requests, created_by=created_by)]
+
+    def route_and_create(
+        self,
+        requests: Sequence[AssessmentRequest | Mapping[str, Any]],
+        *,
+        created_by: str = SYSTEM_ACTOR,
+    ) -> list[tuple[str, Route]]:
+        """As :meth:`batch_create_assessments`, with where each one went and why."""
         parsed = [
             r if isinstance(r, AssessmentRequest) else AssessmentRequest.model_validate(r)
             for r in requests
@@ -172,7 +181,7 @@ class AssessmentStoreMigration:
                 self.legacy.create_assessment(request.id, request, created_by=created_by)
         for request, route in zip(named, routes, strict=True):
             self._record(str(request.id), route)
-        return [str(r.id) for r in named]
+        return [(str(r.id), route) for r, route in zip(named, routes, strict=True)]
 
     def route_for(self, assessment_id: str) -> Route:
         """Where a new assessment with this id would go now."""

@@ -170,8 +170,9 @@ def test_the_old_catch_all_event_name_still_works(facade: AssessmentStoreMigrati
         store_id = facade.create_assessment(local())
         facade.wait_for_completion(legacy_id, timeout=10)
         wait_until(
-            lambda: {e.assessment_id for e in received} == {legacy_id, store_id}
-            and len(received) == 5,
+            lambda: (
+                {e.assessment_id for e in received} == {legacy_id, store_id} and len(received) == 5
+            ),
             timeout=10,
             message=lambda: f"got {[(e.assessment_id, e.type, e.version) for e in received]}",
         )
@@ -253,3 +254,32 @@ def test_a_store_failure_falls_back_to_legacy_only_when_enabled(settings: Settin
         with pytest.raises(StoreUnavailableError):
             facade.create_assessment(local())
         assert facade.legacy.counts().held == 0
+
+
+def test_audit_logging_and_metrics_record_each_decision(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    audited = load_settings(
+        database_url=settings.database_url,
+        redis_url=settings.redis_url,
+        migration_enable_audit_logging=True,
+        migration_percentage=0,
+    )
+    store = quiet_store(audited)
+    store.handlers.register("stepping", stepping)
+    hashed = ("assessmentstore_migration_routed_total", {"side": "legacy", "reason": "hash"})
+    before = sample(hashed[0], **hashed[1])
+    caplog.set_level("INFO", logger="assessment_store.migration")
+    with AssessmentStoreMigration(store, refresh_seconds=0.1) as facade:
+        assessment_id = facade.create_assessment(local())
+        facade.wait_for_completion(assessment_id, timeout=10)
+        wait_until(
+            lambda: "action=assessment_completed result=success" in caplog.text,
+            timeout=5,
+            message=lambda: f"no completion audit line in: {caplog.text}",
+        )
+        facade.legacy.close()
+    store.close()
+    assert f"migration_routed: {assessment_id} -> legacy (hash, bucket " in caplog.text
+    assert f"action=assessment_created result=pending assessment={assessment_id}" in caplog.text
+    assert sample(hashed[0], **hashed[1]) == before + 1
