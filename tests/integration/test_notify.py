@@ -11,6 +11,7 @@ from sqlalchemy import Connection, text
 from assessment_store import AssessmentState, AssessmentStore
 from assessment_store.notify import ANY_ASSESSMENT, StateNotifier
 from tests.factories import processing, request
+from tests.waiting import wait_until
 
 
 @pytest.fixture
@@ -55,13 +56,21 @@ def test_many_waiters_share_one_listen_connection(
     while store.notifier.watch_count < 50 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.notifier.watch_count == 50, "every waiter is watching before completion"
-    listeners = raw_conn.execute(
-        text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE application_name = 'assessment-store-listen' AND datname = current_database()"
-        )
-    ).scalar_one()
-    assert listeners == 1
+
+    def listeners() -> int:
+        count = raw_conn.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE application_name = 'assessment-store-listen' "
+                "AND datname = current_database()"
+            )
+        ).scalar_one()
+        raw_conn.rollback()  # a fresh snapshot of pg_stat_activity each time
+        return int(count)
+
+    # The listener connects in its own thread: on a loaded machine, after the watches.
+    wait_until(lambda: listeners() >= 1, timeout=20, message="the listener never connected")
+    assert listeners() == 1
     for assessment_id in ids:
         store.complete_assessment(assessment_id, {})
     for waiter in waiters:
