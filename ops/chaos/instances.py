@@ -179,6 +179,7 @@ class PrivateRedis:
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
+        process.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(15)
@@ -190,6 +191,16 @@ class PrivateRedis:
         """Stop and start again on the same port, empty."""
         self.stop()
         self.start()
+
+    def freeze(self) -> None:
+        """SIGSTOP: the server keeps its port and accepts connections, but answers
+        nothing (a hung Redis, as clients see one), until :meth:`thaw`."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
     @property
     def running(self) -> bool:

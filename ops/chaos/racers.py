@@ -133,16 +133,24 @@ def _racer_main(
 
 
 def run_racers(
-    settings: Settings, ids: list[str], out_dir: Path, *, racers: int, operations: int, seed: int
+    settings: Settings,
+    ids: list[str],
+    out_dir: Path,
+    *,
+    racers: int,
+    operations: int,
+    seed: int,
+    prefix: str = "racer",
 ) -> list[RaceReport]:
     """Race ``racers`` processes (spawned: nothing inherited) over ``ids``, started
-    together; their reports once all are done."""
+    together; their reports once all are done. Racers are named ``prefix-N`` (their
+    audit rows carry the name; no ``@``, so no one takes them for a worker)."""
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(racers + 1)
     processes = []
     settings_json = settings.model_dump_json()
     for index in range(racers):
-        name = f"racer-{index + 1}"
+        name = f"{prefix}-{index + 1}"
         process = context.Process(
             target=_racer_main,
             args=(

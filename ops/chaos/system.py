@@ -15,8 +15,9 @@ from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine, create_engine, pool, text
+from sqlalchemy.exc import OperationalError
 
-from assessment_store import AssessmentStore, load_settings
+from assessment_store import AssessmentRequest, AssessmentStore, load_settings
 from assessment_store.config import Settings
 from assessment_store.demo.processes import (
     PROJECT_ROOT,
@@ -27,9 +28,16 @@ from assessment_store.demo.processes import (
     child_environment,
     free_port,
 )
+from assessment_store.dispatch import DispatchItem, dispatch_item
 from assessment_store.queues import queue_list
 from ops.chaos.handlers import HANDLER_SETTING
-from ops.chaos.invariants import Findings, check, finished_count, unfinished_count
+from ops.chaos.invariants import (
+    FINISHED_SQL,
+    Findings,
+    check,
+    finished_count,
+    unfinished_count,
+)
 from ops.chaos.polling import until
 
 API_SECRET = "chaos-api-secret-0123456789abcdefghijklmnop"
@@ -135,6 +143,38 @@ class System:
                 f"{self.unfinished(ids)} assessment(s) never finished; logs in {self.log_dir}"
             ),
         )
+
+    def try_finished(self) -> int | None:
+        """``finished()``, or None while the database does not answer."""
+        try:
+            return self.finished()
+        except OperationalError:
+            return None
+
+    def unfinished_ids(self) -> set[str]:
+        with self.connect() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        f"SELECT assessment_id FROM assessment_states AS s WHERE NOT {FINISHED_SQL}"
+                    )
+                ).scalars()
+            )
+
+    def pending_items(self, limit: int) -> list[DispatchItem]:
+        """What to publish for up to ``limit`` pending assessments (oldest first)."""
+        with self.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT assessment_id, priority, request_data FROM assessment_states "
+                    "WHERE state = 'pending' ORDER BY created_at LIMIT :limit"
+                ),
+                {"limit": limit},
+            ).all()
+        return [
+            dispatch_item(aid, priority, AssessmentRequest.model_validate(request), self.settings)
+            for aid, priority, request in rows
+        ]
 
     def redispatched(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` the re-dispatch job published again (at least once)."""

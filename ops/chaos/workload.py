@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections import Counter
 
 from assessment_store import AssessmentRequest, AssessmentStore
@@ -74,6 +75,7 @@ class SteadyProducer:
         self.batch = batch
         self.created: list[str] = []
         self.refusals: Counter[str] = Counter()
+        self.timings: list[tuple[float, float]] = []  # (started, seconds) per batch
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="steady-producer", daemon=True)
@@ -89,14 +91,22 @@ class SteadyProducer:
         with self._lock:
             return len(self.created)
 
+    def slowest(self, since: float, until: float) -> float | None:
+        """The longest batch create (refused ones too) that started in the window."""
+        with self._lock:
+            spans = [seconds for started, seconds in self.timings if since <= started <= until]
+        return round(max(spans), 2) if spans else None
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             requests = mixed_requests(self.rng, self.rng.randint(*self.batch))
+            started = time.monotonic()
             try:
                 ids = self.store.batch_create_assessments(requests, created_by="chaos-producer")
             except AssessmentStoreError as exc:
                 self.refusals[type(exc).__name__] += 1
                 logger.info("creation_refused: %s", exc)
-                continue
+                ids = []
             with self._lock:
+                self.timings.append((started, time.monotonic() - started))
                 self.created.extend(ids)

@@ -17,6 +17,7 @@ from assessment_store.dispatch import Dispatcher, DispatchItem
 from ops.chaos.instances import PrivateRedis
 from ops.chaos.polling import until
 from ops.chaos.proxy import TcpProxy
+from ops.chaos.supervisor import UNRECOVERABLE, Supervisor
 from ops.chaos.workload import mixed_requests, work_request
 from tests.faults.conftest import MakeSystem
 from tests.waiting import wait_until
@@ -62,39 +63,73 @@ def publish_warnings() -> Iterator[CountingHandler]:
 def test_redis_stopped_while_producers_create_then_restarted_empty_loses_nothing(
     make_system: MakeSystem, private_redis: PrivateRedis, publish_warnings: CountingHandler
 ) -> None:
-    # Given two workers and beat part-way through a batch
+    # Given two workers (under a supervisor that restarts them if they exit, as in a
+    # deployment) and beat, part-way through a batch
     system = make_system()
     system.start_workers("w1", "w2", concurrency=3)
     system.start_beat()
     rng = random.Random(7)
-    before = system.producer.batch_create_assessments(mixed_requests(rng, 100))
-    wait_until(lambda: system.finished() >= 20, timeout=60, message="no progress")
-    # When Redis stops while two producers keep creating
-    private_redis.stop()
-    during: list[str] = []
+    with Supervisor(system) as supervisor:
+        before = system.producer.batch_create_assessments(mixed_requests(rng, 100))
+        wait_until(lambda: system.finished() >= 20, timeout=60, message="no progress")
+        # When Redis stops while two producers keep creating
+        private_redis.stop()
+        during: list[str] = []
 
-    def produce() -> None:
-        for _ in range(5):
-            during.extend(system.producer.batch_create_assessments(mixed_requests(rng, 10)))
+        def produce() -> None:
+            for _ in range(5):
+                during.extend(system.producer.batch_create_assessments(mixed_requests(rng, 10)))
 
-    producers = [threading.Thread(target=produce) for _ in range(2)]
-    for thread in producers:
-        thread.start()
-    for thread in producers:
-        thread.join(60)
-    # Then every creation succeeded (the publishes gave up, saying so) and waits pending
-    assert len(during) == 100
-    publish_warnings.assert_said_so(failures=10)
-    assert system.unfinished(during) == 100
-    # And once Redis is back, empty, everything finishes, nothing twice, with the same
-    # worker and beat processes (they reconnect on their own)
-    private_redis.start()
-    system.wait_settled(timeout=120)
+        producers = [threading.Thread(target=produce) for _ in range(2)]
+        for thread in producers:
+            thread.start()
+        for thread in producers:
+            thread.join(60)
+        # Then every creation succeeded (the publishes gave up, saying so) and waits
+        assert len(during) == 100
+        publish_warnings.assert_said_so(failures=10)
+        assert system.unfinished(during) == 100
+        # And once Redis is back, empty, everything finishes, nothing twice
+        private_redis.start()
+        system.wait_settled(timeout=120)
     findings = system.check()
     assert findings.problems() == [], system.logs()
     assert findings.total == len(before) + len(during)
     assert system.redispatched(during) == set(during)
-    assert all(process.running for process in [*system.workers.values(), *system.beats.values()])
+    # (beat reconnects on its own; workers may not: see the next test)
+    assert all(process.running for process in system.beats.values())
+    assert all(death.cause.startswith(UNRECOVERABLE) for death in supervisor.deaths)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="celery 5.7.0 / kombu 5.7.0: a worker polling for work while it holds an unacked "
+    "message dies on losing its Redis connection (Consumer.on_connection_error_after_connected "
+    "collects the connection, then closes its channel, whose restore of the unacked messages "
+    "finds no connection: AttributeError 'NoneType' object has no attribute 'hostname', an "
+    "'Unrecoverable error'); the assessments are not lost (rescue, re-dispatch), but the "
+    "worker is gone until a process manager restarts it",
+)
+def test_a_worker_polling_for_work_survives_a_redis_restart_on_its_own(
+    make_system: MakeSystem, private_redis: PrivateRedis
+) -> None:
+    # Given a worker with room for more work, running one long attempt (its message
+    # unacknowledged until it ends: late acks)
+    system = make_system()
+    [worker] = system.start_workers("w1", concurrency=2)
+    [running] = system.producer.batch_create_assessments([work_request(4.0)])
+    wait_until(lambda: system.processing_of("w1") == [running], timeout=60, message="never ran")
+    # When Redis restarts
+    private_redis.restart()
+    # Then the worker reconnects by itself and finishes the attempt and new work
+    wait_until(
+        lambda: worker.log().count("Connected to redis") >= 2 or not worker.running,
+        timeout=60,
+        message=lambda: worker.log()[-3000:],
+    )
+    assert worker.running, worker.log()[-3000:]
+    later = system.producer.batch_create_assessments([work_request(0.1)])
+    system.wait_settled(timeout=60, ids=[running, *later])
 
 
 def test_flushall_mid_run_loses_nothing(

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
+from ops.chaos.limits import time_limit_problems
 from ops.chaos.workload import work_request
 from tests.faults.conftest import MakeSystem
 
 pytestmark = pytest.mark.slow
-LIMIT = "timed out: the attempt exceeded its 1s time limit"
 
 
 def test_time_limits_at_random_moments_end_each_attempt_once_naming_the_limit(
@@ -27,30 +27,29 @@ def test_time_limits_at_random_moments_end_each_attempt_once_naming_the_limit(
     )
     # When they run
     system.wait_settled(timeout=120)
-    # Then each ends completed, or failed with its retries used up, nothing twice
+    # Then nothing is lost or done twice, and each ended completed, or failed with its
+    # retries used up, every failure the limit, recorded by the worker running it
     findings = system.check()
     assert findings.problems() == [], system.logs()
     with system.connect() as conn:
-        ends = conn.execute(
+        assert time_limit_problems(conn, ids, timeout=1) == []
+        outcomes = {
+            str(state): int(count)
+            for state, count in conn.execute(
+                text(
+                    "SELECT state::text, count(*) FROM assessment_states "
+                    "WHERE assessment_id = ANY(:ids) GROUP BY 1"
+                ),
+                {"ids": ids},
+            )
+        }
+        limited = conn.execute(
             text(
-                "SELECT state::text, retry_count, error_message FROM assessment_states "
-                "WHERE assessment_id = ANY(:ids)"
-            ),
-            {"ids": ids},
-        ).all()
-        failures = conn.execute(
-            text(
-                "SELECT changed_by, change_reason FROM assessment_state_audit "
+                "SELECT count(*) FROM assessment_state_audit "
                 "WHERE event = 'fail' AND assessment_id = ANY(:ids)"
             ),
             {"ids": ids},
-        ).all()
-    assert {(state, retries, error) for state, retries, error in ends if state != "completed"} <= {
-        ("failed", 2, LIMIT)
-    }
-    # And every failure was the limit, recorded by the worker running the attempt
-    # (never left for the lease to run out), and both outcomes happened
-    assert failures, "no limit ever struck"
-    assert {reason for _, reason in failures} == {f"failed: {LIMIT}"}
-    assert all("@" in who for who, _ in failures), failures
-    assert any(state == "completed" for state, _, _ in ends)
+        ).scalar_one()
+    # And both outcomes happened: limits struck, and attempts finished in time
+    assert limited > 0, "no limit ever struck"
+    assert outcomes.get("completed", 0) > 0, outcomes
