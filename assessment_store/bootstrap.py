@@ -21,10 +21,12 @@ from sqlalchemy.exc import DBAPIError
 
 from assessment_store.cache import StateCache
 from assessment_store.config import Settings, get_settings
+from assessment_store.consistency import ReadRouter
 from assessment_store.db import sweeps
 from assessment_store.db.engine import Engines, run_read
 from assessment_store.db.errors import translated_db_errors
 from assessment_store.dispatch import Dispatcher, DispatchItem
+from assessment_store.encryption import KeyRing
 from assessment_store.handlers.registry import HandlerRegistry
 from assessment_store.lease import LeaseKeeper
 from assessment_store.notify import StateNotifier
@@ -49,9 +51,14 @@ class Runtime:
         dispatcher: Dispatcher,
         handlers: HandlerRegistry,
         cache: StateCache | None,
+        keys: KeyRing | None = None,
     ) -> None:
         self.settings = settings
+        # ENCRYPTION_KEYS' ring, None while encryption is off (see at_rest).
+        self.keys = keys
         self.engines = engines
+        # Which server answers replica reads: read-your-writes (see consistency).
+        self.reads = ReadRouter(engines, settings.read_your_writes_seconds)
         self.dispatcher = dispatcher
         self.handlers = handlers
         self.cache = cache
@@ -93,6 +100,7 @@ class Runtime:
                         transaction.rollback()
                         raise
                     transaction.commit()
+                    self.reads.wrote()
                     return result
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -109,14 +117,18 @@ class Runtime:
         when a commit's outcome is unknown).
         """
         with translated_db_errors():
-            return run_read(self.engines.reader, work)
+            result = run_read(self.engines.reader, work)
+        self.reads.wrote()
+        return result
 
     def read(self, query: Callable[[Connection], T], *, replica: bool = False) -> T:
-        """A read-only query: on the primary (read-your-writes) or the replica (lists,
-        stats, gauges), database errors translated."""
-        engine = self.engines.replica if replica else self.engines.reader
+        """A read-only query, database errors translated: on the primary, or with
+        ``replica`` (lists, searches, stats, gauges) on the read replica unless this
+        caller's last write may not have reached it yet (see consistency)."""
         with translated_db_errors():
-            return run_read(engine, query)
+            if replica:
+                return self.reads.read(query)
+            return run_read(self.engines.reader, query)
 
     def publish(self, items: Sequence[DispatchItem]) -> None:
         """Ring the doorbell after commit; a failure only delays (re-dispatch sweeps).
@@ -185,4 +197,9 @@ def assemble(
         dispatcher=dispatcher or CeleryDispatcher(settings),
         handlers=handlers or HandlerRegistry.from_setting(settings.handlers),
         cache=cache,
+        keys=(
+            KeyRing.from_setting(settings.encryption_keys)
+            if settings.encryption_keys is not None
+            else None
+        ),
     )

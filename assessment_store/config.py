@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from assessment_store.encryption import parse_keys
 from assessment_store.errors import ConfigurationError
 
 ENV_PREFIX = "ASSESSMENT_STORE_"
@@ -33,6 +34,7 @@ NOT_ECHOED = frozenset(
         "read_database_url",
         "redis_url",
         "broker_url",
+        "encryption_keys",
     }
 )
 
@@ -51,6 +53,10 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     database_url: str = DEFAULT_DATABASE_URL
     read_database_url: str | None = None
+    # With READ_DATABASE_URL: for how long after a caller's write its lists, searches
+    # and stats go to the primary unless the replica has replayed that write (see
+    # assessment_store/consistency.py). 0: never (they may miss the caller's writes).
+    read_your_writes_seconds: float = Field(default=5.0, ge=0, le=3600)
     database_pool_size: int = Field(default=10, ge=1, le=200)
     database_max_overflow: int = Field(default=10, ge=0, le=200)
     redis_url: str = DEFAULT_REDIS_URL
@@ -76,6 +82,9 @@ class Settings(BaseSettings):
     # ... on this address only (set 0.0.0.0 to let a remote Prometheus scrape it).
     worker_metrics_host: str = "127.0.0.1"
     api_max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Encryption at rest (off when unset): "id:base64key,...", the first key encrypts,
+    # all decrypt (see assessment_store/encryption.py and at_rest.py).
+    encryption_keys: str | None = Field(default=None, repr=False)
     handlers: str = ""
     # Celery task events (task-received/started/succeeded... for Flower's task views).
     # Off by default: sending them costs the worker's main process a large share of
@@ -140,6 +149,13 @@ class Settings(BaseSettings):
             for user, _, password in (pair.partition(":") for pair in value.split(","))
         ):
             raise ValueError("must be user:password (comma-separated for several users)")
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _key_ring(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_keys(value)  # its ValueError names entries by position, never their text
         return value
 
     @field_validator("redis_url")

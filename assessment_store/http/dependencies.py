@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from assessment_store.consistency import bind_caller
 from assessment_store.http.auth import Principal, Role, authenticate
 from assessment_store.service import AssessmentStore
 
@@ -24,7 +25,11 @@ async def principal_of(
     authorization: Annotated[str | None, Header(description="Bearer <JWT>")] = None,
 ) -> Principal:
     secret: str = request.app.state.jwt_secret
-    return authenticate(secret, authorization, max_lifetime=request.app.state.jwt_max_lifetime)
+    caller = authenticate(secret, authorization, max_lifetime=request.app.state.jwt_max_lifetime)
+    # Read-your-writes per token subject: this request's writes and replica reads are
+    # its subject's (the request's own context, copied into the endpoint's thread).
+    bind_caller(caller.subject)
+    return caller
 
 
 async def writer_of(caller: Annotated[Principal, Depends(principal_of)]) -> Principal:
@@ -34,6 +39,13 @@ async def writer_of(caller: Annotated[Principal, Depends(principal_of)]) -> Prin
     return caller
 
 
+async def admin_of(caller: Annotated[Principal, Depends(principal_of)]) -> Principal:
+    """A caller allowed to change anyone's assessments, checked before the body is."""
+    caller.require(Role.ADMIN)
+    return caller
+
+
 Store = Annotated[AssessmentStore, Depends(store_of)]
 Caller = Annotated[Principal, Depends(principal_of)]
 Writer = Annotated[Principal, Depends(writer_of)]
+Admin = Annotated[Principal, Depends(admin_of)]
