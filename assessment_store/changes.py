@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import metrics, policy
+from assessment_store import at_rest, metrics, policy
 from assessment_store.bootstrap import Runtime
 from assessment_store.config import Settings
 from assessment_store.db import repository, transitions
@@ -79,16 +79,23 @@ def transition(
     where losing a race is fine).
     """
 
-    def work(conn: Connection) -> tuple[Sequence[Step], list[dict[str, Any]]]:
+    keys = runtime.keys
+
+    def work(conn: Connection) -> tuple[Sequence[Step], list[at_rest.Row]]:
         steps = plan if isinstance(plan, Sequence) else plan(conn)
+        stored = steps if keys is None else [at_rest.seal_step(keys, event, s) for s in steps]
         rows = transitions.apply(
-            conn, event, steps, fixed=fixed, lease_seconds=runtime.settings.lease_seconds
+            conn, event, stored, fixed=fixed, lease_seconds=runtime.settings.lease_seconds
         )
         if explain is not None and len(rows) < len(steps):
             raise explain(conn)
-        return steps, rows
+        # Opened before the commit: a row this process cannot decrypt undoes the change.
+        return steps, [at_rest.open_row(keys, row) for row in rows]
 
-    run = runtime.write_one if _one_statement(event, plan) else runtime.transact
+    # With encryption on, every change is a transaction of its own (not one autocommit
+    # statement), so that a value it cannot decrypt rolls it back (see at_rest).
+    one = keys is None and _one_statement(event, plan)
+    run = runtime.write_one if one else runtime.transact
     steps, rows = run(work)
     changed = [to_assessment(row) for row in rows]
     if event is not AssessmentEvent.PROGRESS:
@@ -183,6 +190,18 @@ def _refusal(
     """The guard did not match: say why (a stale version first, then the state, then
     the attempt)."""
     fresh = repository.fetch_assessment(conn, assessment_id)
+    return refusal(fresh, assessment_id, event, expected, attempt)
+
+
+def refusal(
+    fresh: Mapping[str, Any] | None,
+    assessment_id: str,
+    event: AssessmentEvent,
+    expected: int | None,
+    attempt: Attempt | None,
+) -> Exception:
+    """Why a step whose guard did not match was refused, from the row as it is now
+    (``fresh``, None when there is none)."""
     if fresh is None:
         return AssessmentNotFoundError(assessment_id)
     if expected is not None and fresh["version"] != expected:
@@ -250,18 +269,27 @@ def report_progress(
     attempt: Attempt | None = None,
 ) -> Assessment:
     """Progress (0-100) of a processing assessment; audited like any change."""
-    percent = check_progress(progress)
-    text = check_text("message", message, max_chars=MAX_MESSAGE_CHARS, required=False)
+    reason, values = progress_change(progress, message)
     return change_one(
         runtime,
         assessment_id,
         AssessmentEvent.PROGRESS,
         changed_by=changed_by,
-        reason=f"progress {percent}%" + (f": {text}" if text else ""),
-        values={"progress": percent, "message": text},
+        reason=reason,
+        values=values,
         expected_version=expected_version,
         attempt=attempt,
     )
+
+
+def progress_change(progress: object, message: object) -> tuple[str, dict[str, object]]:
+    """A progress report's audit reason and values, its arguments checked."""
+    percent = check_progress(progress)
+    text = check_text("message", message, max_chars=MAX_MESSAGE_CHARS, required=False)
+    return f"progress {percent}%" + (f": {text}" if text else ""), {
+        "progress": percent,
+        "message": text,
+    }
 
 
 def complete(

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection
 
-from assessment_store import metrics, policy
+from assessment_store import at_rest, metrics, policy
 from assessment_store.bootstrap import Runtime
 from assessment_store.db import repository, transitions
 from assessment_store.db.transitions import NewAssessment
 from assessment_store.dispatch import dispatch_item
+from assessment_store.encryption import KeyRing
 from assessment_store.errors import (
     AssessmentConflictError,
     InvalidInputError,
@@ -39,12 +40,14 @@ def create(runtime: Runtime, requests: Sequence[AssessmentRequest], created_by: 
         return []
     requests_by_id = {row.assessment_id: req for row, req in zip(rows, requests, strict=True)}
     unique_rows = list({row.assessment_id: row for row in rows}.values())
+    keys = runtime.keys
+    stored = unique_rows if keys is None else at_rest.seal_new(keys, unique_rows)
 
     def insert(conn: Connection) -> set[str]:
-        inserted = transitions.create(conn, unique_rows)
+        inserted = transitions.create(conn, stored)
         repeated = [row for row in unique_rows if row.assessment_id not in inserted]
         if repeated:
-            check_idempotent_repeats(conn, repeated)
+            check_idempotent_repeats(conn, repeated, keys)
         return inserted
 
     inserted = runtime.transact(insert)
@@ -121,7 +124,9 @@ def check_runnable(request: AssessmentRequest, where: str = "") -> None:
             raise InvalidInputError(f"{where}serverName", problem, request.server_name)
 
 
-def check_idempotent_repeats(conn: Connection, repeated: Sequence[NewAssessment]) -> None:
+def check_idempotent_repeats(
+    conn: Connection, repeated: Sequence[NewAssessment], keys: KeyRing | None = None
+) -> None:
     """Rows whose id already existed must repeat the stored request (same creator, same
     content but for the timestamp); anything else is AssessmentConflictError."""
     existing = repository.fetch_identities(conn, [row.assessment_id for row in repeated])
@@ -130,7 +135,9 @@ def check_idempotent_repeats(conn: Connection, repeated: Sequence[NewAssessment]
         if owner != row.created_by:
             raise AssessmentConflictError(row.assessment_id, taken=True)
         same_request = (
-            AssessmentRequest.model_validate(stored).identity()
+            AssessmentRequest.model_validate(
+                at_rest.open_request(keys, row.assessment_id, stored)
+            ).identity()
             == AssessmentRequest.model_validate(row.request_data).identity()
         )
         if not same_request:

@@ -30,6 +30,15 @@ class StoreUnavailableError(AssessmentStoreError):
     code = "STORE_UNAVAILABLE"
 
 
+class DecryptionError(AssessmentStoreError):
+    """Raised when a value stored encrypted cannot be read: its key is not in
+    ENCRYPTION_KEYS (or encryption is off), the key under its id is a different one,
+    or the value was altered or moved. Names the key id, never key material; the
+    operation that met it writes nothing."""
+
+    code = "DECRYPTION_FAILED"
+
+
 # -- bad input ---------------------------------------------------------------------
 
 

@@ -19,8 +19,10 @@ from typing import Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, RowMapping
 
+from assessment_store import at_rest
 from assessment_store.db import reads
-from assessment_store.errors import InvalidInputError
+from assessment_store.encryption import KeyRing
+from assessment_store.errors import DecryptionError, InvalidInputError
 from assessment_store.notify import ANY_ASSESSMENT, StateNotifier
 from assessment_store.outages import OutageLog
 from assessment_store.states import AssessmentState
@@ -86,8 +88,10 @@ class Subscription:
         handler: EventHandler,
         interval: float,
         notifier: StateNotifier | None = None,
+        keys: KeyRing | None = None,
     ) -> None:
         self._read = read
+        self._keys = keys
         self._event_types = event_types
         self._handler = handler
         self._interval = interval
@@ -172,6 +176,12 @@ class Subscription:
         return len(fresh) == POLL_BATCH
 
     def _deliver(self, row: RowMapping, event_type: str) -> None:
+        try:
+            opened = at_rest.open_audit(self._keys, row)
+        except DecryptionError as exc:
+            # Skipped, not retried forever: this process lacks the key (see at_rest).
+            logger.error("event_undecryptable: %s %s: %s", event_type, row["assessment_id"], exc)
+            return
         message = AssessmentEventMessage(
             type=event_type,
             assessment_id=row["assessment_id"],
@@ -179,7 +189,7 @@ class Subscription:
             old_state=row["old_state"],
             new_state=row["new_state"],
             changed_by=row["changed_by"],
-            reason=row["change_reason"],
+            reason=opened["change_reason"],
             created_at=row["created_at"],
         )
         try:
@@ -194,6 +204,8 @@ def subscribe_to_audit(
     handler: EventHandler,
     interval: float,
     notifier: StateNotifier | None = None,
+    *,
+    keys: KeyRing | None = None,
 ) -> Subscription:
     """Start a subscription to ``event_types`` (e.g. ``["assessment.completed"]``)."""
     wanted = frozenset(event_types)
@@ -204,4 +216,4 @@ def subscribe_to_audit(
         )
     if not callable(handler):
         raise InvalidInputError("handler", "must be callable", handler)
-    return Subscription(read, wanted, handler, interval, notifier)
+    return Subscription(read, wanted, handler, interval, notifier, keys)

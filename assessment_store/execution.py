@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from assessment_store import changes, metrics, policy
+from assessment_store import at_rest, changes, metrics, policy
 from assessment_store.bootstrap import Runtime
 from assessment_store.config import Settings
 from assessment_store.db import repository
@@ -318,7 +318,7 @@ def _fail_timed_out(runtime: Runtime, current: Assessment, worker_id: str) -> st
 
 def _fresh(runtime: Runtime, assessment_id: str) -> Assessment | None:
     row = runtime.read(lambda conn: repository.fetch_assessment(conn, assessment_id))
-    return None if row is None else changes.to_assessment(row)
+    return None if row is None else changes.to_assessment(at_rest.open_row(runtime.keys, row))
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import changes, metrics
+from assessment_store import at_rest, changes, metrics
 from assessment_store.bootstrap import Runtime
 from assessment_store.db import sweeps
 from assessment_store.db.transitions import Step
@@ -92,6 +92,7 @@ def redispatch_stale_pending(
     """Publish again the pending assessments that no worker picked up in time (Redis
     lost the message, a publish failed, the broker was flushed or restarted)."""
     settings = runtime.settings
+    keys = runtime.keys
     published = 0
     for _ in range(max_batches):
 
@@ -112,7 +113,9 @@ def redispatch_stale_pending(
                 dispatch_item(
                     row["assessment_id"],
                     row["priority"],
-                    AssessmentRequest.model_validate(row["request_data"]),
+                    AssessmentRequest.model_validate(
+                        at_rest.open_request(keys, row["assessment_id"], row["request_data"])
+                    ),
                     settings,
                 )
                 for row in rows

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, RowMapping
 
+from assessment_store import at_rest
 from assessment_store.db import reads
+from assessment_store.encryption import KeyRing
 from assessment_store.models import (
     FROM_DATABASE,
     Assessment,
@@ -17,8 +19,15 @@ from assessment_store.pagination import decode_cursor, encode_cursor
 from assessment_store.states import AssessmentState
 
 
-def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None) -> AssessmentPage:
-    """One page of :func:`reads.list_assessments`; ``owner`` overrides created_by."""
+def list_page(
+    conn: Connection,
+    filters: AssessmentFilters,
+    *,
+    owner: str | None,
+    keys: KeyRing | None = None,
+) -> AssessmentPage:
+    """One page of :func:`reads.list_assessments`; ``owner`` overrides created_by;
+    encrypted values opened with ``keys`` (see at_rest)."""
     query = reads.ListQuery(
         states=[state.value for state in filters.states] if filters.states else None,
         assessment_type=filters.assessment_type,
@@ -29,10 +38,14 @@ def list_page(conn: Connection, filters: AssessmentFilters, *, owner: str | None
         created_before=filters.created_before,
         after=decode_cursor(filters.cursor) if filters.cursor else None,
         limit=filters.limit,
+        search=filters.q,
+        # Encrypted error messages are ciphertext: searched only while encryption is off.
+        search_errors=keys is None,
     )
     rows = reads.list_assessments(conn, query)
     items = [
-        Assessment.model_validate(dict(row), context=FROM_DATABASE) for row in rows[: filters.limit]
+        Assessment.model_validate(dict(at_rest.open_row(keys, row)), context=FROM_DATABASE)
+        for row in rows[: filters.limit]
     ]
     next_cursor = None
     if len(rows) > filters.limit:

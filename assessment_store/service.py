@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping
 
-from assessment_store import changes, creation, health, maintenance, queries
+from assessment_store import at_rest, changes, creation, health, maintenance, queries
 from assessment_store.bootstrap import Runtime, assemble
 from assessment_store.cache import StateCache
 from assessment_store.changes import SYSTEM_ACTOR, to_assessment
@@ -35,9 +35,13 @@ from assessment_store.models import (
     AssessmentStats,
     AuditEntry,
     HealthStatus,
+    ProgressOutcome,
+    ProgressUpdate,
     SystemGauges,
 )
 from assessment_store.notify import StateNotifier
+from assessment_store.progress_batch import apply_batch
+from assessment_store.search import search_filters
 from assessment_store.waiting import WAIT_RECHECK_SECONDS, WaitLoop
 
 ProgressCallback = Callable[[int], None]
@@ -156,7 +160,7 @@ class AssessmentStore:
         )
         if row is None:
             raise AssessmentNotFoundError(assessment_id)
-        return to_assessment(row)
+        return to_assessment(at_rest.open_row(self.runtime.keys, row))
 
     def wait_for_completion(
         self, assessment_id: str, timeout: float = 30.0, *, owner: str | None = None
@@ -194,9 +198,18 @@ class AssessmentStore:
             raise ForbiddenError(
                 f"createdBy: you may list only your own assessments (createdBy {owner!r})"
             )
+        keys = self.runtime.keys
         return self.runtime.read(
-            lambda conn: queries.list_page(conn, chosen, owner=owner), replica=True
+            lambda conn: queries.list_page(conn, chosen, owner=owner, keys=keys), replica=True
         )
+
+    def search_assessments(
+        self, query: str, filters: AssessmentFilters | None = None, *, owner: str | None = None
+    ) -> AssessmentPage:
+        """list_assessments of those whose id, server name or (while encryption is off)
+        error message holds ``query``, any case. Indexed from 3 characters; 1 or 2 are
+        read newest first until the page is full (see db/text_search)."""
+        return self.list_assessments(search_filters(query, filters), owner=owner)
 
     def get_assessment_stats(
         self, *, owner: str | None = None, window_seconds: int = 300
@@ -223,16 +236,17 @@ class AssessmentStore:
         rows = self.runtime.read(query)
         if rows is None:
             raise AssessmentNotFoundError(assessment_id)
-        return [AuditEntry.model_validate(dict(row), context=FROM_DATABASE) for row in rows]
+        return [self._audit_entry(row) for row in rows]
 
     def get_audit_trails(self, assessment_ids: Sequence[str]) -> dict[str, list[AuditEntry]]:
         """The audit trails of several assessments at once (export), oldest first."""
         ids = list(assessment_ids)
         trails = self.runtime.read(lambda conn: reads.fetch_audit_trails(conn, ids))
-        return {
-            key: [AuditEntry.model_validate(dict(row), context=FROM_DATABASE) for row in rows]
-            for key, rows in trails.items()
-        }
+        return {key: [self._audit_entry(row) for row in rows] for key, rows in trails.items()}
+
+    def _audit_entry(self, row: RowMapping) -> AuditEntry:
+        opened = at_rest.open_audit(self.runtime.keys, row)
+        return AuditEntry.model_validate(dict(opened), context=FROM_DATABASE)
 
     def get_health_status(self) -> HealthStatus:
         """Whether PostgreSQL and Redis answer, with latencies."""
@@ -249,7 +263,12 @@ class AssessmentStore:
         process, until the returned subscription is closed. Woken by change
         notifications; ``poll_interval_seconds`` bounds the delay if one is lost."""
         return subscribe_to_audit(
-            self.runtime.read, event_types, handler, poll_interval_seconds, self.notifier
+            self.runtime.read,
+            event_types,
+            handler,
+            poll_interval_seconds,
+            self.notifier,
+            keys=self.runtime.keys,
         )
 
     # -- changing ---------------------------------------------------------------
@@ -280,6 +299,16 @@ class AssessmentStore:
             changed_by=changed_by or SYSTEM_ACTOR,
             expected_version=expected_version,
         )
+
+    def batch_update_progress(
+        self,
+        updates: Sequence[ProgressUpdate | Mapping[str, Any]],
+        *,
+        changed_by: str | None = None,
+    ) -> list[ProgressOutcome]:
+        """Many update_progress calls (at most 1000), each a compare-and-set of its own:
+        one outcome per update, in input order; a refusal affects nobody else."""
+        return apply_batch(self.runtime, updates, changed_by=changed_by or SYSTEM_ACTOR)
 
     def complete_assessment(
         self,

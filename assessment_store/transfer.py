@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Annotated, Any
 
 from pydantic import AwareDatetime, ConfigDict, Field, ValidationError, field_validator
 
+from assessment_store import at_rest
 from assessment_store.db import reads, transitions
 from assessment_store.errors import ImportRejectedError
 from assessment_store.inputs import text_problem
@@ -24,6 +25,7 @@ from assessment_store.models import (
     ASSESSMENT_ID_PATTERN,
     Assessment,
     AssessmentFilters,
+    AuditEntry,
     WireModel,
 )
 from assessment_store.service import AssessmentStore
@@ -104,6 +106,18 @@ def _jsonb_problem(value: object) -> str | None:
     return None
 
 
+def line_for(assessment: Assessment, trail: Sequence[AuditEntry]) -> dict[str, Any]:
+    """An assessment and its audit trail as one export line (camelCase, JSON-ready)."""
+    line = assessment.to_wire()
+    line["auditTrail"] = [
+        ExportedAuditEntry.model_validate(
+            entry.model_dump(exclude={"id", "assessment_id"})
+        ).to_wire()
+        for entry in trail
+    ]
+    return line
+
+
 def export_lines(
     store: AssessmentStore, filters: AssessmentFilters, progress: ProgressCallback | None = None
 ) -> Iterator[str]:
@@ -116,13 +130,7 @@ def export_lines(
         )
         trails = store.get_audit_trails([a.assessment_id for a in page.items])
         for assessment in page.items:
-            line = assessment.to_wire()
-            line["auditTrail"] = [
-                ExportedAuditEntry.model_validate(
-                    entry.model_dump(exclude={"id", "assessment_id"})
-                ).to_wire()
-                for entry in trails[assessment.assessment_id]
-            ]
+            line = line_for(assessment, trails[assessment.assessment_id])
             yield json.dumps(line, separators=(",", ":"))
         exported += len(page.items)
         if progress is not None:
@@ -266,6 +274,9 @@ def import_lines(
             transitions.ImportedAudit(assessment_id=item.assessment_id, **dict(e))
             for e in item.audit_trail
         ]
+    keys = store.runtime.keys
+    if keys is not None:
+        rows, audits = at_rest.seal_imported(keys, rows, audits)
     store.runtime.transact(lambda conn: transitions.import_history(conn, rows, audits))
     if store.cache is not None:
         store.cache.forget([row["assessment_id"] for row in rows])

@@ -14,7 +14,16 @@ from typing import Any
 import typer
 from pydantic import ValidationError
 
-from assessment_store.cli import api, assessments, demo, migration, operations, processes, transfer
+from assessment_store.cli import (
+    api,
+    assessments,
+    demo,
+    keys,
+    migration,
+    operations,
+    processes,
+    transfer,
+)
 from assessment_store.cli.output import print_error
 from assessment_store.errors import (
     AssessmentStoreError,
@@ -27,7 +36,12 @@ EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
 EXIT_UNAVAILABLE = 3
 # Codes that mean "your input is wrong" (exit 2); any other refusal exits 1.
-EXIT_CODES = {"VALIDATION_ERROR": EXIT_BAD_INPUT, "PERMANENT_FAILURE": EXIT_BAD_INPUT}
+# A value this process cannot decrypt is a configuration problem (ENCRYPTION_KEYS).
+EXIT_CODES = {
+    "VALIDATION_ERROR": EXIT_BAD_INPUT,
+    "PERMANENT_FAILURE": EXIT_BAD_INPUT,
+    "DECRYPTION_FAILED": EXIT_UNAVAILABLE,
+}
 
 app = typer.Typer(
     name="assessment-store",
@@ -36,7 +50,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-for module in (assessments, operations, processes, api, transfer, demo, migration):
+for module in (assessments, operations, processes, api, transfer, demo, migration, keys):
     module.register(app)
 
 

@@ -36,6 +36,8 @@ STATUS_OF_CODE = {
     "UNAUTHORIZED": 401,
     "FORBIDDEN": 403,
     "STORE_UNAVAILABLE": 503,
+    # A stored value this process cannot decrypt (ENCRYPTION_KEYS): a server fault.
+    "DECRYPTION_FAILED": 500,
 }
 HTTP_CODES = {
     401: "UNAUTHORIZED",
