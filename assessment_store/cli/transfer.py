@@ -18,6 +18,7 @@ from assessment_store.cli.output import JsonFlag, console, print_json
 from assessment_store.models import AssessmentFilters
 from assessment_store.service import AssessmentStore
 from assessment_store.transfer import export_lines, import_lines
+from assessment_store.verification import verify_lines
 
 STDOUT = "-"
 
@@ -25,6 +26,7 @@ STDOUT = "-"
 def register(app: typer.Typer) -> None:
     app.command(name="export")(export_command)
     app.command(name="import")(import_command)
+    app.command(name="verify")(verify_command)
 
 
 def export_command(
@@ -74,3 +76,30 @@ def import_command(
         print_json({"imported": count})
     else:
         console.print(f"imported {count} assessment(s)")
+
+
+def verify_command(
+    file: Annotated[Path, typer.Argument(help="JSON lines written by export (and imported)")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Check that the database holds exactly what the file holds: counts and checksums
+    of every assessment with its audit trail. Exit 1 when anything differs."""
+    content = read_bytes(file)
+    with AssessmentStore(application_name="assessment-store-cli") as store, _progress() as progress:
+        task = progress.add_task(f"verifying {file}", total=None)
+        report = verify_lines(store, content, lambda n: progress.update(task, completed=n))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        summary = report.to_json()
+        for problem in summary["problems"]:
+            console.print(problem, soft_wrap=True, markup=False)
+        console.print(
+            f"{report.lines} line(s): {report.matched} match, {len(report.missing)} missing, "
+            f"{len(report.different)} different, {len(report.bad_lines)} bad; checksum "
+            f"file {report.file_checksum[:16]} database {report.database_checksum[:16]}",
+            soft_wrap=True,
+            markup=False,
+        )
+    if not report.ok:
+        raise typer.Exit(1)

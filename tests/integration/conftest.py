@@ -8,7 +8,10 @@ import pytest
 import typer
 
 from assessment_store.cli import app, run
-from assessment_store.config import Settings, get_settings
+from assessment_store.config import Settings, get_settings, load_settings
+from assessment_store.service import AssessmentStore
+from tests.databases import create_database, drop_database, unique_name
+from tests.factories import quiet_store
 
 
 @pytest.fixture
@@ -26,3 +29,14 @@ def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = run(typer.main.get_command(app), list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture
+def second_store(base_settings: Settings, template_database: str) -> Iterator[AssessmentStore]:
+    """A store on a second, migrated, empty database (an import's destination)."""
+    name = unique_name("assessment_store_import")
+    url = create_database(base_settings.database_url, name, template=template_database)
+    store = quiet_store(load_settings(database_url=url))
+    yield store
+    store.close()
+    drop_database(base_settings.database_url, name)

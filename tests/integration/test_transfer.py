@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
 
-from assessment_store import AssessmentFilters, AssessmentState, AssessmentStore, load_settings
-from assessment_store.config import Settings
+from assessment_store import AssessmentFilters, AssessmentState, AssessmentStore
 from assessment_store.errors import ImportRejectedError
 from assessment_store.transfer import export_lines, import_lines
 from tests.chain import audit_chain_problems
-from tests.databases import create_database, drop_database, unique_name
-from tests.factories import failed, processing, quiet_store, request
+from tests.factories import failed, processing, request
 
 
 def populate(store: AssessmentStore) -> None:
@@ -46,16 +43,6 @@ def snapshot(conn: Connection) -> list[tuple[object, ...]]:
         )
     ).all()
     return [tuple(r) for r in states] + [tuple(r) for r in audits]
-
-
-@pytest.fixture
-def second_store(base_settings: Settings, template_database: str) -> Iterator[AssessmentStore]:
-    name = unique_name("assessment_store_import")
-    url = create_database(base_settings.database_url, name, template=template_database)
-    store = quiet_store(load_settings(database_url=url))
-    yield store
-    store.close()
-    drop_database(base_settings.database_url, name)
 
 
 def test_export_then_import_reproduces_every_row_and_audit_row(
