@@ -6,6 +6,7 @@ from __future__ import annotations
 from ops.chaos.faults import FaultRun
 from ops.chaos.invariants import Findings
 from ops.chaos.report import OUTSIDE, kind_rows, markdown
+from ops.chaos.run import parse_args
 from ops.chaos.supervisor import Death, cause_of_death
 
 
@@ -61,3 +62,9 @@ def test_a_death_names_its_cause_from_the_log() -> None:
     assert cause_of_death(log, 1) == "Unrecoverable error: KeyError('k')"
     assert cause_of_death(log, -9) == "SIGKILL"
     assert cause_of_death("", 2) == "exited with 2"
+
+
+def test_the_chaos_run_lasts_ten_minutes_unless_told() -> None:
+    assert parse_args([]).minutes == 10.0
+    args = parse_args(["--minutes", "2.5", "--seed", "7", "--out", "/tmp/x"])
+    assert (args.minutes, args.seed, str(args.out)) == (2.5, 7, "/tmp/x")
