@@ -46,9 +46,9 @@ class CountingHandler(logging.Handler):
         the assessments, at most one line per failure (once, then counts, is fine)."""
         lines = self.counts.get(DISPATCH_FAILED, 0)
         assert 1 <= lines <= failures, self.counts
-        assert set(self.counts) == {DISPATCH_FAILED}, self.counts
-        assert all("stay pending until re-dispatch" in m for m in self.messages), self.messages
-        assert all(len(m) < 1000 and "Traceback" not in m for m in self.messages)
+        said = [m for m in self.messages if m.startswith(DISPATCH_FAILED)]
+        assert all("stay pending until re-dispatch" in m for m in said), said
+        assert all(len(m) < 1000 and "Traceback" not in m for m in said), said
 
 
 @pytest.fixture
@@ -171,7 +171,7 @@ def test_a_broker_unreachable_for_the_producer_costs_it_no_memory_and_says_so(
     spy = CountingDispatcher(system.producer.runtime.dispatcher)
     system.producer.runtime.dispatcher = spy
     first = system.producer.batch_create_assessments(mixed_requests(random.Random(5), 5))
-    assert (spy.delivered, publish_warnings.counts) == (1, {})
+    assert (spy.delivered, publish_warnings.counts.get(DISPATCH_FAILED)) == (1, None)
     # When the broker becomes unreachable for it while it creates 600 (short)
     # assessments in 120 batches
     proxy.cut()
