@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from assessment_store.db.migrate import ensure_database, upgrade
 from ops.chaos import report
 from ops.chaos.faults import FAULTS, FaultRun, Lab, wait_for_resumption
@@ -88,12 +90,13 @@ def inject(lab: Lab, kind: str) -> FaultRun:
 def unfinished_of(lab: Lab, ids: set[str]) -> int | None:
     try:
         return lab.system.unfinished(sorted(ids))
-    except Exception:  # the database may still be on its way back
+    except DBAPIError:  # the database may still be on its way back
         return None
 
 
-def settle(lab: Lab, run: FaultRun) -> None:
-    """Measure the recovery from ``run`` and check the invariants mid-run."""
+def settle(lab: Lab, run: FaultRun, seen: set[str]) -> None:
+    """Measure the recovery from ``run`` and check the invariants mid-run (problems
+    not in ``seen`` are this fault's; ``seen`` grows by them)."""
     try:
         wait_for_resumption(lab, run)
     except ConditionTimeoutError as exc:
@@ -112,9 +115,9 @@ def settle(lab: Lab, run: FaultRun) -> None:
     run.notes["slowest_create_seconds"] = lab.producer.slowest(run.injected_at, time.monotonic())
     if run.verify is not None:
         run.problems += run.verify()
-    run.problems += [
-        f"mid-run: {p}" for p in lab.system.check(mid_run=True).problems(settled=False)
-    ]
+    found = lab.system.check(mid_run=True).problems(settled=False)
+    run.problems += [f"mid-run: {p}" for p in found if p not in seen]
+    seen.update(found)
     logger.info(
         "  %s: %d at risk, resumed after %ss, all finished after %ss, %d problem(s)",
         run.kind,
@@ -157,13 +160,14 @@ def run_chaos(minutes: float, seed: int, out: Path) -> dict[str, Any]:
         faults_from = time.monotonic()
         deadline = faults_from + minutes * 60
         deck: list[str] = []
+        seen: set[str] = set()
         while time.monotonic() < deadline:
             if not deck:
                 deck = list(FAULTS)
                 rng.shuffle(deck)
             run = inject(lab, deck.pop())
             runs.append(run)
-            settle(lab, run)
+            settle(lab, run, seen)
             time.sleep(rng.uniform(2, 6))  # pacing between faults, not a wait for anything
         fault_seconds = time.monotonic() - faults_from
         producer.stop()

@@ -17,7 +17,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine, create_engine, pool, text
 from sqlalchemy.exc import OperationalError
 
-from assessment_store import AssessmentRequest, AssessmentStore, load_settings
+from assessment_store import AssessmentStore, load_settings
 from assessment_store.config import Settings
 from assessment_store.demo.processes import (
     PROJECT_ROOT,
@@ -28,7 +28,6 @@ from assessment_store.demo.processes import (
     child_environment,
     free_port,
 )
-from assessment_store.dispatch import DispatchItem, dispatch_item
 from assessment_store.queues import queue_list
 from ops.chaos.handlers import HANDLER_SETTING
 from ops.chaos.invariants import (
@@ -108,9 +107,7 @@ class System:
         if self._producer is None:
             settings = self.settings
             if self.producer_broker_url is not None:
-                settings = load_settings(
-                    **{**settings.model_dump(), "broker_url": self.producer_broker_url}
-                )
+                settings = settings.model_copy(update={"broker_url": self.producer_broker_url})
             self._producer = AssessmentStore(settings, application_name="chaos-producer")
         return self._producer
 
@@ -160,21 +157,6 @@ class System:
                     )
                 ).scalars()
             )
-
-    def pending_items(self, limit: int) -> list[DispatchItem]:
-        """What to publish for up to ``limit`` pending assessments (oldest first)."""
-        with self.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT assessment_id, priority, request_data FROM assessment_states "
-                    "WHERE state = 'pending' ORDER BY created_at LIMIT :limit"
-                ),
-                {"limit": limit},
-            ).all()
-        return [
-            dispatch_item(aid, priority, AssessmentRequest.model_validate(request), self.settings)
-            for aid, priority, request in rows
-        ]
 
     def redispatched(self, ids: list[str]) -> set[str]:
         """Which of ``ids`` the re-dispatch job published again (at least once)."""
