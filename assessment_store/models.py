@@ -29,6 +29,7 @@ from assessment_store.states import AssessmentState
 
 ASSESSMENT_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,254}$")
 MAX_REQUEST_TIMEOUT_SECONDS = 86_400.0
+MAX_SEARCH_CHARS = 200
 Source = Literal["installer", "compliance"]
 # Validation context of a model made from a database row (see _no_nul_characters).
 FROM_DATABASE: Final[dict[str, bool]] = {"from_database": True}
@@ -220,6 +221,18 @@ class AssessmentFilters(WireModel):
     created_before: AwareDatetime | None = None
     limit: StrictInt = Field(default=50, ge=1, le=1000)
     cursor: str | None = Field(default=None, max_length=512)
+    # Text search: a case-insensitive substring of the id, server name or error
+    # message (see AssessmentStore.search_assessments).
+    q: str | None = Field(default=None, min_length=1, max_length=MAX_SEARCH_CHARS)
+
+    @field_validator("q")
+    @classmethod
+    def _q_is_plain_text(cls, value: str | None) -> str | None:
+        # No control characters: the searched fields are joined by one (U+001F).
+        problem = None if value is None else hidden_character_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 # A filter's wire name -> the query parameter (GET /v1/assessments) and CLI option
@@ -229,6 +242,34 @@ FILTER_QUERY_NAMES: Final[dict[str, str]] = {
     "assessmentType": "type",
     "serverName": "server",
 }
+
+
+class ProgressUpdate(WireModel):
+    """One update of a batch (:meth:`AssessmentStore.batch_update_progress`). Only the
+    JSON types (and every model's no-NUL rule) are checked here: a value that
+    update_progress refuses (a progress over 100, an unknown id, a stale version)
+    refuses that update alone, in its outcome."""
+
+    assessment_id: str
+    progress: StrictInt
+    message: str | None = None
+    expected_version: StrictInt | None = None
+
+
+class OutcomeError(WireModel):
+    """Why one item of a batch was refused: the error's code and message."""
+
+    code: str
+    message: str
+
+
+class ProgressOutcome(WireModel):
+    """What became of one update: ``version`` (the new one) when ``ok``, else ``error``."""
+
+    assessment_id: str
+    ok: bool
+    version: int | None = None
+    error: OutcomeError | None = None
 
 
 class AssessmentPage(WireModel):

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import Connection, RowMapping, text
 
 from assessment_store.db.predicates import DEAD_LETTER
+from assessment_store.db.text_search import PROBE_ROWS, search_condition, search_statement
 from assessment_store.db.transitions import ASSESSMENT_COLUMN_LIST
 from assessment_store.states import AssessmentState
 
@@ -32,6 +33,10 @@ class ListQuery:
     created_before: datetime | None
     after: tuple[datetime, str] | None
     limit: int
+    # A case-insensitive substring of the id, server name or (``search_errors``)
+    # error message; see text_search.
+    search: str | None = None
+    search_errors: bool = True
 
 
 def list_assessments(conn: Connection, query: ListQuery) -> list[RowMapping]:
@@ -52,6 +57,8 @@ def list_assessments(conn: Connection, query: ListQuery) -> list[RowMapping]:
     if query.created_before is not None:
         where.append("created_at < :created_before")
         params["created_before"] = query.created_before
+    if query.search is not None:
+        where.append(search_condition(query.search, params, errors=query.search_errors))
     if query.after is not None:
         where.append("(created_at, assessment_id) < (:after_at, :after_id)")
         params["after_at"], params["after_id"] = query.after
@@ -60,6 +67,9 @@ def list_assessments(conn: Connection, query: ListQuery) -> list[RowMapping]:
         f"SELECT {ASSESSMENT_COLUMN_LIST} FROM assessment_states {clause} "
         "ORDER BY created_at DESC, assessment_id DESC LIMIT :limit"
     )
+    if query.search is not None:
+        params["probe_rows"] = PROBE_ROWS
+        sql = search_statement(ASSESSMENT_COLUMN_LIST, clause)
     return list(conn.execute(text(sql), params).mappings())
 
 

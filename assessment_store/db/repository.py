@@ -53,6 +53,18 @@ def fetch_assessment(
     return rows[0] if rows else None
 
 
+def fetch_assessments(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The current rows of those of ``ids`` that exist, by id."""
+    result = conn.execute(
+        text(
+            f"SELECT {ASSESSMENT_COLUMN_LIST} FROM assessment_states "
+            "WHERE assessment_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"ids": list(ids)},
+    )
+    return {row["assessment_id"]: dict(row) for row in result.mappings()}
+
+
 @lru_cache(maxsize=8)
 def _cached_text(sql: str) -> TextClause:
     return text(sql)

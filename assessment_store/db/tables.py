@@ -21,10 +21,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    literal_column,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from assessment_store.db.text_search import SEARCH_DOCUMENT, SEARCH_INDEX
 from assessment_store.states import AssessmentState
 
 NAMING_CONVENTION = {
@@ -108,6 +110,14 @@ assessment_states = Table(
         "ix_assessment_states_finished_completed_at",
         "completed_at",
         postgresql_where=text("completed_at IS NOT NULL"),
+    ),
+    # The list's text search (q): one trigram index over one expression, the shape
+    # chosen by measurement (see db/text_search.py). Needs pg_trgm (migration 0004).
+    Index(
+        SEARCH_INDEX,
+        literal_column(SEARCH_DOCUMENT).label("search_document"),
+        postgresql_using="gin",
+        postgresql_ops={"search_document": "gin_trgm_ops"},
     ),
 )
 

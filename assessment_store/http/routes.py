@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from assessment_store.http import waiting
-from assessment_store.http.dependencies import Caller, Store, Writer
+from assessment_store.http.dependencies import Admin, Caller, Store, Writer
 from assessment_store.http.schemas import (
     AuditTrailResponse,
     BatchCreatedResponse,
@@ -19,6 +19,8 @@ from assessment_store.http.schemas import (
     CancelRequest,
     CreatedResponse,
     ErrorResponse,
+    ProgressBatchRequest,
+    ProgressBatchResponse,
     RetryRequest,
     WaitResponse,
 )
@@ -69,6 +71,21 @@ def create_batch(body: BatchCreateRequest, store: Store, caller: Writer) -> Batc
     return BatchCreatedResponse(assessment_ids=ids)
 
 
+@router.post(
+    "/assessments/progress",
+    response_model=ProgressBatchResponse,
+    response_model_by_alias=True,
+    response_model_exclude_none=True,
+)
+def batch_progress(
+    body: ProgressBatchRequest, store: Store, caller: Admin
+) -> ProgressBatchResponse:
+    """Apply many progress updates, each a compare-and-set of its own (admin only):
+    200 with one result per update, in order, ``ok`` or its ``error``."""
+    results = store.batch_update_progress(body.updates, changed_by=caller.subject)
+    return ProgressBatchResponse(results=results)
+
+
 @router.get("/assessments", response_model=AssessmentPage, response_model_by_alias=True)
 def list_assessments(
     store: Store,
@@ -82,6 +99,7 @@ def list_assessments(
     created_before: Annotated[datetime | None, Query(alias="createdBefore")] = None,
     limit: Annotated[int, Query()] = 50,
     cursor: Annotated[str | None, Query()] = None,
+    q: Annotated[str | None, Query(description="a substring of id, server or error")] = None,
 ) -> AssessmentPage:
     """Assessments newest first; ``nextCursor`` fetches the next page."""
     # The rules (lengths, ranges, sources, timezones) are AssessmentFilters', the
@@ -98,6 +116,7 @@ def list_assessments(
                 "createdBefore": created_before,
                 "limit": limit,
                 "cursor": cursor,
+                "q": q,
             }
         )
     except ValidationError as exc:

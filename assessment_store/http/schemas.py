@@ -10,9 +10,12 @@ from assessment_store.models import (
     Assessment,
     AssessmentRequest,
     AuditEntry,
+    ProgressOutcome,
+    ProgressUpdate,
     StrictInt,
     WireModel,
 )
+from assessment_store.progress_batch import MAX_PROGRESS_BATCH
 from assessment_store.states import AssessmentState
 
 MAX_BATCH = 1000
@@ -56,6 +59,14 @@ class BatchCreateRequest(WireModel):
 
 class BatchCreatedResponse(WireModel):
     assessment_ids: list[str]
+
+
+class ProgressBatchRequest(WireModel):
+    updates: list[ProgressUpdate] = Field(min_length=1, max_length=MAX_PROGRESS_BATCH)
+
+
+class ProgressBatchResponse(WireModel):
+    results: list[ProgressOutcome]
 
 
 class CancelRequest(WireModel):
