@@ -207,8 +207,8 @@ class AssessmentStore:
         self, query: str, filters: AssessmentFilters | None = None, *, owner: str | None = None
     ) -> AssessmentPage:
         """list_assessments of those whose id, server name or (while encryption is off)
-        error message holds ``query``, any case. Indexed from 3 characters; 1 or 2 are
-        read newest first until the page is full (see db/text_search)."""
+        error message holds ``query``, any case. Indexed from 3 characters; 1 or 2 have
+        no trigram and are found by a scan, slow when they are rare (db/text_search)."""
         return self.list_assessments(search_filters(query, filters), owner=owner)
 
     def get_assessment_stats(

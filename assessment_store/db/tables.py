@@ -111,8 +111,8 @@ assessment_states = Table(
         "completed_at",
         postgresql_where=text("completed_at IS NOT NULL"),
     ),
-    # The list's text search (q): one trigram index over one expression, the shape
-    # chosen by measurement (see db/text_search.py). Needs pg_trgm (migration 0004).
+    # The list's text search (q): one trigram index over one expression rather than
+    # three, measured (see db/text_search.py). Needs pg_trgm (migration 0004).
     Index(
         SEARCH_INDEX,
         literal_column(SEARCH_DOCUMENT).label("search_document"),

@@ -10,12 +10,16 @@ While encryption is on, error messages are ciphertext and are not searched.
 Why one expression index rather than one trigram index per column: every change of
 an assessment rewrites its row and, with no HOT update possible (``state``,
 ``updated_at`` and more are indexed), inserts the new row version into every index,
-GIN ones included. Measured at 1,000,000 rows (``python -m ops.bench.search
---compare-shapes``; figures in the README's Search section): both shapes answer in
-about the same time, and one index costs less per row change than three (one GIN
-insertion and one pending-list entry per change instead of three, fewer entries to
-merge at cleanup). GIN's ``fastupdate`` stays on: off, the same updates took nearly
-three times as long.
+GIN ones included, so the shape was chosen by measuring both (``python -m
+ops.bench.search --compare-shapes``, 1,000,000 rows; figures in the README's Search
+section). Any trigram index makes a single-row update 50-90% dearer (2,000 of them:
+0.40-0.49 s without, 0.71-0.89 s with, GIN's deferred pending-list merge included);
+between one index and three the difference stayed within the noise of three runs
+(0.73/0.75/0.83 s against 0.89/0.71/0.82 s, about the same WAL), the merge a little
+cheaper with one (0.22-0.23 s against 0.24-0.27 s). Searches were as fast
+overall (three answer a rare error phrase faster, one an id or a miss), and one is
+smaller (172 MB against 186 MB) and simpler: one index, one condition, one
+estimate. GIN's ``fastupdate`` stays on: off, the same updates took twice as long.
 
 Which rows a page shows is decided in two steps (:func:`search_statement`), because
 the planner alone sometimes picks a plan tens of times too slow. It can take the
@@ -33,7 +37,8 @@ A trigram index needs three characters: a query of one or two has no trigram, so
 is matched with ``strpos(lower(...))`` instead, which the index cannot serve (a
 pattern without trigrams would read the whole index): the first step is then a scan
 that stops at PROBE_ROWS matches, quick when matches are common, as short substrings
-usually are, and as slow as a full scan when they are rare. Exact either way.
+usually are, and as slow as a full (serial) scan when they are rare: 0.7 s at a
+million rows. Exact either way.
 """
 
 from __future__ import annotations
