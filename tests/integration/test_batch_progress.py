@@ -10,10 +10,12 @@ from pydantic import ValidationError
 from sqlalchemy import Connection, event, text
 
 from assessment_store import AssessmentStore, InvalidInputError
+from assessment_store.config import Settings
 from assessment_store.models import ProgressUpdate
 from assessment_store.progress_batch import MAX_PROGRESS_BATCH
 from tests.chain import audit_chain_problems
-from tests.factories import failed, processing, request
+from tests.encrypted import K1, with_keys
+from tests.factories import failed, processing, quiet_store, request
 
 
 def snapshot(raw_conn: Connection) -> dict[str, tuple[int, int, int, str | None]]:
@@ -160,3 +162,22 @@ def test_the_batch_size_is_bounded_and_the_shape_checked(
         store.batch_update_progress([{"assessmentId": running.assessment_id, "progres": 5}])
     assert snapshot(raw_conn) == before
     assert store.batch_update_progress([]) == []
+
+
+def test_a_batch_works_the_same_with_encryption_on(
+    settings: Settings, raw_conn: Connection
+) -> None:
+    encrypted = quiet_store(with_keys(settings, f"k1:{K1}"))
+    try:
+        running = processing(encrypted)
+        outcomes = encrypted.batch_update_progress(
+            [
+                {"assessmentId": running.assessment_id, "progress": 70, "message": "sealed?"},
+                {"assessmentId": running.assessment_id, "progress": 80, "expectedVersion": 1},
+            ]
+        )
+        assert [(o.ok, o.version) for o in outcomes] == [(True, running.version + 1), (False, None)]
+        assert encrypted.get_state(running.assessment_id).progress == 70
+        assert audit_chain_problems(raw_conn) == []
+    finally:
+        encrypted.close()
