@@ -23,6 +23,19 @@ logger = logging.getLogger("assessment_store.publishing")
 PUBLISH_BATCH = 1000
 
 
+def producer_settings(settings: Settings) -> dict[str, Any]:
+    """The workers' Celery configuration, with the socket bounded by the publish
+    timeout: a producer only publishes, and against a broker that accepts connections
+    but answers nothing (frozen, hung), the workers' 30 s read timeout would hold every
+    create for 30 s. The row is the promise; a publish given up is re-dispatched."""
+    conf = celery_settings(settings)
+    conf["broker_transport_options"] = {
+        **conf["broker_transport_options"],
+        "socket_timeout": settings.broker_publish_timeout_seconds,
+    }
+    return conf
+
+
 class CeleryDispatcher:
     """Publishes ``run_assessment`` messages, one broker connection for a whole batch.
 
@@ -41,7 +54,7 @@ class CeleryDispatcher:
                 from celery import Celery  # heavy: only once something is published
 
                 app = Celery("assessment-store-producer", set_as_current=False)
-                app.conf.update(celery_settings(self._settings))
+                app.conf.update(producer_settings(self._settings))
                 self._app = app
             return self._app
 

@@ -14,13 +14,6 @@ from tests.faults.conftest import MakeSystem
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the producer publishes with the workers' broker transport options, whose "
-    "socket_timeout is 30 s (assessment_store/celery_config.py), so against a broker that "
-    "accepts connections but does not answer, a create waits 30 s for its publish, not "
-    "BROKER_PUBLISH_TIMEOUT_SECONDS (which bounds only connecting)",
-)
 def test_a_create_against_a_frozen_broker_returns_within_its_publish_timeout(
     make_system: MakeSystem, private_redis: PrivateRedis
 ) -> None:
