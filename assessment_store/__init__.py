@@ -39,6 +39,8 @@ from assessment_store.models import (
     AuditEntry,
     ComponentHealth,
     HealthStatus,
+    ProgressOutcome,
+    ProgressUpdate,
 )
 from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
@@ -69,6 +71,8 @@ __all__ = [
     "LegacyBackend",
     "MigrationStatus",
     "PermanentAssessmentError",
+    "ProgressOutcome",
+    "ProgressUpdate",
     "Settings",
     "StoreUnavailableError",
     "Subscription",
