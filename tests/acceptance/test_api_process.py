@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Connection, text
 
 from assessment_store import AssessmentStore
-from assessment_store.demo.processes import api_server, free_port
+from assessment_store.demo.processes import free_port
 from assessment_store.http.auth import Role, issue_token
-from tests.acceptance.processes import ROOT
+from tests.acceptance.processes import ROOT, running_api
 from tests.factories import request
 
 SECRET = "acceptance-secret-0123456789abcdefghijkl"
@@ -25,15 +25,8 @@ WAITERS = 1000
 
 @pytest.fixture
 def api(system_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = api_server(
-        "api", {**system_env, "ASSESSMENT_STORE_JWT_SECRET": SECRET}, tmp_path, port, cwd=ROOT
-    )
-    process.start()
-    process.wait_ready()
-    yield f"http://127.0.0.1:{port}"
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()[-3000:]
+    with running_api(system_env, tmp_path, SECRET) as url:
+        yield url
 
 
 def test_the_api_refuses_to_start_without_a_real_secret(

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from assessment_store.demo.processes import api_server, free_port
 from assessment_store.demo.targets import http_server
 from assessment_store.http.auth import Role, issue_token
-from tests.acceptance.processes import ROOT, CeleryProcess
+from tests.acceptance.processes import ROOT, CeleryProcess, running_api
 
 SECRET = "seed-client-secret-0123456789abcdefghij"
 CLIENT = ROOT / "tests" / "seed_client" / "seed_client.mjs"
@@ -24,15 +23,8 @@ CLIENT = ROOT / "tests" / "seed_client" / "seed_client.mjs"
 
 @pytest.fixture
 def seed_api(system_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    process = api_server(
-        "api", {**system_env, "ASSESSMENT_STORE_JWT_SECRET": SECRET}, tmp_path, port, cwd=ROOT
-    )
-    process.start()
-    process.wait_ready()
-    yield f"http://127.0.0.1:{port}"
-    process.stop()
-    assert "Traceback" not in process.log(), process.log()[-3000:]
+    with running_api(system_env, tmp_path, SECRET) as url:
+        yield url
 
 
 def run_client(env: dict[str, str], *args: str) -> dict[str, object]:
