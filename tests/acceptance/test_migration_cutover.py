@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import Connection, select
 
@@ -28,7 +29,7 @@ from tests.waiting import wait_until
 
 STEPS = (0, 50, 100, 0)
 # Creates at each step once the facade applies it; a create every CREATE_EVERY seconds.
-STEP_SECONDS = 3.0
+CREATES_PER_STEP = 60  # about 2.4 s of the stream (a create every 40 ms)
 CREATE_EVERY = 0.04
 # Each assessment runs about this long: work is in flight at every flip.
 WORK = request(assessment_type="sleepy", server_name="sleep:0.3")
@@ -50,6 +51,11 @@ def steps_of(created: list[Created]) -> list[list[Created]]:
             steps.append([])
         steps[-1].append(item)
     return steps
+
+
+def created_at(stream: Stream, percentage: int, enough: int) -> bool:
+    """Whether the stream has made ``enough`` creates routed at ``percentage``."""
+    return sum(c.route.percentage == percentage for c in stream.created) >= enough
 
 
 class Stream:
@@ -152,7 +158,12 @@ def test_flipping_the_percentage_moves_new_work_and_loses_none(
                         if c.route.side is Side.STORE
                         and not producer.get_state(c.assessment_id).is_finished
                     ]
-            time.sleep(STEP_SECONDS)  # the stream keeps creating at this step
+            # The stream keeps creating at this step until it holds enough of its work.
+            wait_until(
+                partial(created_at, stream, percentage, CREATES_PER_STEP),
+                timeout=120,
+                message=f"the stream made too few creates at {percentage}%",
+            )
         stream.stop()
         assert stream.errors == []
 

@@ -7,7 +7,6 @@ import gc
 import logging
 import random
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
 
@@ -180,7 +179,6 @@ def test_a_broker_unreachable_for_the_producer_costs_it_no_memory_and_says_so(
     def create(count: int) -> list[str]:
         return system.producer.batch_create_assessments([work_request(0.01) for _ in range(count)])
 
-    started = time.monotonic()
     for _ in range(20):  # warm-up: the first failures make what later ones reuse
         during.extend(create(5))
     threads = threading.active_count()
@@ -194,12 +192,12 @@ def test_a_broker_unreachable_for_the_producer_costs_it_no_memory_and_says_so(
         grown = tracemalloc.get_traced_memory()[0] - warmed
     finally:
         tracemalloc.stop()
-    creating = time.monotonic() - started
     # Then every creation succeeded without waiting on the broker, the producer's
     # memory and threads stay flat, and the failed publishes said so
     assert len(during) == 600
     assert spy.failed >= 1
-    assert creating < 120 * system.settings.broker_publish_timeout_seconds, creating
+    # ... because a failed publish pauses publishing: most batches never tried it
+    assert spy.failed < 120, spy.failed
     assert grown < 512 * 1024, f"the producer grew {grown / 1024:.0f} KiB over 100 creates"
     assert threading.active_count() <= threads
     publish_warnings.assert_said_so(failures=120)

@@ -12,7 +12,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, pool, text
 
 from assessment_store.db import replication
+from tests import waiting
 
 STARTUP_SECONDS = 20.0
 COMMAND_SECONDS = 30.0
@@ -137,11 +137,11 @@ def execute(url: str, sql: str) -> object:
 
 
 def wait_until(what: str, check: Callable[[], bool], seconds: float = STARTUP_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise ServerError(f"{what}: not within {seconds:g}s")
-        time.sleep(0.02)
+    """The suite's one condition wait, failing as a server error naming ``what``."""
+    try:
+        waiting.wait_until(check, timeout=seconds, message=what)
+    except AssertionError:
+        raise ServerError(f"{what}: not within {seconds:g}s") from None
 
 
 @dataclass
