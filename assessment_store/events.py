@@ -73,6 +73,53 @@ class Reader(Protocol):
     def __call__(self, query: Callable[[Connection], T], /) -> T: ...
 
 
+class AuditCursor:
+    """A reader's position in the audit table, late commits included.
+
+    Ids are allocated before commit, so a row can become visible after a higher id:
+    the ids skipped over are re-read for LATE_COMMIT_HORIZON_SECONDS, after which they
+    are taken for rollbacks. ``watermark`` is the highest id below which nothing more
+    can appear: a reader resuming from it misses nothing (it may see a row twice).
+    """
+
+    def __init__(self, newest: int, visible: set[int]) -> None:
+        self._max_seen = newest
+        now = time.monotonic()
+        # Ids below the newest that are not visible yet may belong to transactions
+        # still committing: watched as any other gap. Id -> when first missed.
+        self._gaps: dict[int, float] = {
+            i: now
+            for i in range(max(1, newest - STARTUP_GAP_WINDOW + 1), newest + 1)
+            if i not in visible
+        }
+
+    @classmethod
+    def starting_now(cls, read: Reader) -> AuditCursor:
+        """A cursor at the newest audit row (nothing older is delivered)."""
+        newest, visible = read(lambda conn: reads.audit_position(conn, STARTUP_GAP_WINDOW))
+        return cls(newest, visible)
+
+    @property
+    def watermark(self) -> int:
+        return min(self._gaps) - 1 if self._gaps else self._max_seen
+
+    def poll(self, conn: Connection) -> tuple[list[RowMapping], bool]:
+        """The late commits and the new rows, by id; True when the batch was full
+        (more may be waiting)."""
+        gaps = sorted(self._gaps)
+        late = reads.audit_events_by_id(conn, gaps)
+        fresh = reads.audit_events_after(conn, self._max_seen, POLL_BATCH)
+        now = time.monotonic()
+        for row in late:
+            del self._gaps[row["id"]]
+        for row in fresh:
+            self._gaps.update(dict.fromkeys(range(self._max_seen + 1, row["id"]), now))
+            self._max_seen = row["id"]
+        expired = now - LATE_COMMIT_HORIZON_SECONDS
+        self._gaps = {i: seen for i, seen in self._gaps.items() if seen > expired}
+        return [*late, *fresh], len(fresh) == POLL_BATCH
+
+
 class Subscription:
     """A live subscription; :meth:`close` stops it and frees its thread and its watch.
 
@@ -97,17 +144,7 @@ class Subscription:
         self._interval = interval
         self._stop = threading.Event()
         self._wake = threading.Event()
-        position = read(lambda conn: reads.audit_position(conn, STARTUP_GAP_WINDOW))
-        self._max_seen, recent = position
-        # Ids below the newest that are not visible yet may belong to transactions
-        # still committing: watch for them as for any other gap.
-        now = time.monotonic()
-        # Ids skipped over so far (not yet committed, or rolled back) -> when first seen.
-        self._gaps: dict[int, float] = {
-            i: now
-            for i in range(max(1, self._max_seen - STARTUP_GAP_WINDOW + 1), self._max_seen + 1)
-            if i not in recent
-        }
+        self._cursor = AuditCursor.starting_now(read)
         self._watch = (
             notifier.watch(ANY_ASSESSMENT, lambda _id, _state: self._wake.set())
             if notifier is not None
@@ -149,31 +186,14 @@ class Subscription:
 
     def _poll_once(self) -> bool:
         """Deliver late commits and new rows; True when a full batch was read."""
-        gaps = sorted(self._gaps)
-        after = self._max_seen
-
-        def query(conn: Connection) -> tuple[list[RowMapping], list[RowMapping]]:
-            return (
-                reads.audit_events_by_id(conn, gaps),
-                reads.audit_events_after(conn, after, POLL_BATCH),
-            )
-
-        late, fresh = self._read(query)
-        now = time.monotonic()
-        for row in late:
-            del self._gaps[row["id"]]
-        for row in fresh:
-            self._gaps.update(dict.fromkeys(range(self._max_seen + 1, row["id"]), now))
-            self._max_seen = row["id"]
-        expired = now - LATE_COMMIT_HORIZON_SECONDS
-        self._gaps = {i: seen for i, seen in self._gaps.items() if seen > expired}
-        for row in [*late, *fresh]:
+        rows, full = self._read(self._cursor.poll)
+        for row in rows:
             if self._stop.is_set():
                 break
             event_type = EVENT_TYPES.get(row["event"], f"assessment.{row['event']}")
             if event_type in self._event_types:
                 self._deliver(row, event_type)
-        return len(fresh) == POLL_BATCH
+        return full
 
     def _deliver(self, row: RowMapping, event_type: str) -> None:
         try:

@@ -26,6 +26,7 @@ from assessment_store.errors import AssessmentNotFoundError, ForbiddenError, Inv
 from assessment_store.events import EventHandler, Subscription, subscribe_to_audit
 from assessment_store.handlers.registry import HandlerRegistry
 from assessment_store.inputs import check_count, check_lookup_id, check_window_seconds
+from assessment_store.live import LiveFeed
 from assessment_store.models import (
     FROM_DATABASE,
     Assessment,
@@ -40,6 +41,7 @@ from assessment_store.models import (
     SystemGauges,
 )
 from assessment_store.notify import StateNotifier
+from assessment_store.overview import Overview, build_overview
 from assessment_store.progress_batch import apply_batch
 from assessment_store.search import search_filters
 from assessment_store.waiting import WAIT_RECHECK_SECONDS, WaitLoop
@@ -223,6 +225,15 @@ class AssessmentStore:
     def get_system_gauges(self) -> SystemGauges:
         """Whole-system gauges for metrics: counts by state, oldest pending, dead letters."""
         return queries.gauges(self.runtime.read(reads.fetch_gauges, replica=True))
+
+    def get_overview(self, *, owner: str | None = None) -> Overview:
+        """The dashboard's figures: ``owner``'s assessments (None: all), the queues."""
+        broker_url = self.settings.effective_broker_url
+        return build_overview(lambda q: self.runtime.read(q, replica=True), broker_url, owner)
+
+    def open_live_feed(self) -> LiveFeed:
+        """A feed of every change, read once for all its subscribers (see live)."""
+        return LiveFeed(self.runtime.read, self.notifier, keys=self.runtime.keys)
 
     def get_audit_trail(self, assessment_id: str, *, owner: str | None = None) -> list[AuditEntry]:
         """Every change of the assessment, oldest first."""

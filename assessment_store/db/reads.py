@@ -130,8 +130,10 @@ def existing_ids(conn: Connection, ids: Sequence[str]) -> set[str]:
     return {row[0] for row in result}
 
 
-def fetch_gauges(conn: Connection) -> RowMapping:
-    """Whole-system gauges: counts by state, the oldest pending age, dead letters."""
+def fetch_gauges(conn: Connection, created_by: str | None = None) -> RowMapping:
+    """Counts by state, the oldest pending age and dead letters: of the whole system,
+    or of one creator's assessments."""
+    owner = "WHERE created_by = :created_by" if created_by is not None else ""
     return (
         conn.execute(
             text(
@@ -142,9 +144,10 @@ def fetch_gauges(conn: Connection) -> RowMapping:
                   coalesce(extract(epoch FROM now() - min(updated_at)
                                    FILTER (WHERE state = 'pending')), 0)
                     AS oldest_pending_seconds
-                FROM assessment_states
+                FROM assessment_states {owner}
                 """
-            )
+            ),
+            {"created_by": created_by},
         )
         .mappings()
         .one()
@@ -154,7 +157,7 @@ def fetch_gauges(conn: Connection) -> RowMapping:
 # -- the audit table as an event log ---------------------------------------------
 
 AUDIT_EVENT_COLUMNS = (
-    "id, assessment_id, event, old_state, new_state, version_to, changed_by, "
+    "id, assessment_id, event, old_state, new_state, version_from, version_to, changed_by, "
     "change_reason, created_at"
 )
 
@@ -198,5 +201,44 @@ def audit_events_after(conn: Connection, after: int, limit: int) -> list[RowMapp
                 "WHERE id > :after ORDER BY id LIMIT :n"
             ),
             {"after": after, "n": limit},
+        ).mappings()
+    )
+
+
+def fetch_assessments(conn: Connection, ids: Sequence[str]) -> list[RowMapping]:
+    """The current rows of these assessments (those that exist)."""
+    if not ids:
+        return []
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {ASSESSMENT_COLUMN_LIST} FROM assessment_states "
+                "WHERE assessment_id = ANY(CAST(:ids AS text[]))"
+            ),
+            {"ids": list(ids)},
+        ).mappings()
+    )
+
+
+def throughput_by_minute(
+    conn: Connection, *, minutes: int, created_by: str | None
+) -> list[RowMapping]:
+    """Assessments that finished (completed or failed) in each of the last ``minutes``
+    minutes: ``minutes_ago`` (0 is the current minute), ``completed``, ``failed``."""
+    owner = "AND created_by = :created_by" if created_by is not None else ""
+    return list(
+        conn.execute(
+            text(
+                f"""
+                SELECT floor(extract(epoch FROM now() - completed_at) / 60)::int AS minutes_ago,
+                       count(*) FILTER (WHERE state = 'completed') AS completed,
+                       count(*) FILTER (WHERE state = 'failed') AS failed
+                FROM assessment_states
+                WHERE completed_at >= now() - make_interval(mins => :minutes)
+                  AND state IN ('completed', 'failed') {owner}
+                GROUP BY 1 ORDER BY 1
+                """
+            ),
+            {"minutes": minutes, "created_by": created_by},
         ).mappings()
     )

@@ -12,7 +12,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assessment_store import __version__
-from assessment_store.http import errors, ops_routes, routes
+from assessment_store.http import errors, ops_routes, routes, ui
 from assessment_store.http.limits import BodySizeLimit
 from assessment_store.http.metrics_collector import SystemCollector
 from assessment_store.service import AssessmentStore
@@ -33,6 +33,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.live_feed.close()
         store.close()
 
     app = FastAPI(
@@ -53,6 +54,7 @@ def create_app(
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(ops_routes.router)
+    ui.install(app, store)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-import redis
 from prometheus_client import Metric
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assessment_store.outages import OutageLog
-from assessment_store.queues import ALL_QUEUES
+from assessment_store.queue_depth import read_queue_depths
 from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
 
 logger = logging.getLogger("assessment_store.metrics")
-
-# kombu's Redis transport keeps each priority step of a queue in its own list.
-REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
-
 
 SOURCES = ("database", "broker")
 
@@ -90,20 +85,6 @@ class SystemCollector(Collector):
         depth = GaugeMetricFamily(
             "assessmentstore_queue_depth", "Messages waiting in each broker queue", labels=["queue"]
         )
-        client = redis.Redis.from_url(
-            self.store.settings.effective_broker_url, socket_timeout=2, socket_connect_timeout=2
-        )
-        try:
-            with client.pipeline() as pipe:
-                for queue in ALL_QUEUES:
-                    for suffix in REDIS_PRIORITY_SUFFIXES:
-                        pipe.llen(queue + suffix)
-                lengths = pipe.execute()
-        finally:
-            client.close()
-        per_queue = len(REDIS_PRIORITY_SUFFIXES)
-        for index, queue in enumerate(ALL_QUEUES):
-            depth.add_metric(
-                [queue], float(sum(lengths[index * per_queue : (index + 1) * per_queue]))
-            )
+        for queue, waiting in read_queue_depths(self.store.settings.effective_broker_url).items():
+            depth.add_metric([queue], float(waiting))
         yield depth

@@ -6,12 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Response, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from assessment_store.http import waiting
 from assessment_store.http.dependencies import Admin, Caller, Store, Writer
+from assessment_store.http.list_filters import filters_from_query
 from assessment_store.http.schemas import (
     AuditTrailResponse,
     BatchCreatedResponse,
@@ -26,9 +25,7 @@ from assessment_store.http.schemas import (
 )
 from assessment_store.inputs import MAX_STATS_WINDOW_SECONDS
 from assessment_store.models import (
-    FILTER_QUERY_NAMES,
     Assessment,
-    AssessmentFilters,
     AssessmentPage,
     AssessmentRequest,
     AssessmentStats,
@@ -102,37 +99,21 @@ def list_assessments(
     q: Annotated[str | None, Query(description="a substring of id, server or error")] = None,
 ) -> AssessmentPage:
     """Assessments newest first; ``nextCursor`` fetches the next page."""
-    # The rules (lengths, ranges, sources, timezones) are AssessmentFilters', the
-    # ones ``assessment-store list`` applies too; errors name the query parameters.
-    try:
-        filters = AssessmentFilters.model_validate(
-            {
-                "states": state,
-                "assessmentType": assessment_type,
-                "serverName": server,
-                "source": source,
-                "createdBy": created_by,
-                "createdAfter": created_after,
-                "createdBefore": created_before,
-                "limit": limit,
-                "cursor": cursor,
-                "q": q,
-            }
-        )
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [
-                {**error, "loc": ("query", *_query_location(error["loc"]))}
-                for error in exc.errors(include_url=False, include_input=False)
-            ]
-        ) from None
+    filters = filters_from_query(
+        {
+            "states": state,
+            "assessmentType": assessment_type,
+            "serverName": server,
+            "source": source,
+            "createdBy": created_by,
+            "createdAfter": created_after,
+            "createdBefore": created_before,
+            "limit": limit,
+            "cursor": cursor,
+            "q": q,
+        }
+    )
     return store.list_assessments(filters, owner=caller.owner)
-
-
-def _query_location(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
-    if loc and loc[0] in FILTER_QUERY_NAMES:
-        return (FILTER_QUERY_NAMES[str(loc[0])], *loc[1:])
-    return loc
 
 
 @router.get("/assessments/{assessment_id}", response_model=Assessment, response_model_by_alias=True)
