@@ -142,3 +142,27 @@ ensure_services() {
   say "PostgreSQL: $db_url"
   say "Redis:      $redis_url"
 }
+
+# The browser tests (tests/browser) drive Debian's chromium through Playwright with
+# executable_path=/usr/bin/chromium. Playwright's own browser download (`playwright
+# install`) cannot work in this environment, so it is never run: the distribution's
+# package is the one browser.
+CHROMIUM=/usr/bin/chromium
+
+chromium_runs() { [ -x "$CHROMIUM" ] && "$CHROMIUM" --version >/dev/null 2>&1; }
+
+ensure_chromium() {
+  chromium_runs && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium (apt-get) for the browser tests"
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -q chromium >/dev/null 2>&1; then
+      apt-get update -q >/dev/null 2>&1 || true
+      apt-get install -y -q chromium >/dev/null ||
+        die "the browser tests need Debian's chromium at $CHROMIUM: 'apt-get install -y chromium' failed"
+    fi
+    chromium_runs || die "chromium was installed but '$CHROMIUM --version' does not run"
+    return 0
+  fi
+  die "the browser tests need Debian's chromium at $CHROMIUM: run 'apt-get install -y chromium' as root"
+}

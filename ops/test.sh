@@ -7,6 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 ensure_venv
 ensure_services
+ensure_chromium
 
 say "ruff"
 ruff check .
