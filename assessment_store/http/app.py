@@ -12,9 +12,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from assessment_store import __version__
-from assessment_store.http import errors, ops_routes, routes, ui
+from assessment_store.http import errors, ops_routes, routes
 from assessment_store.http.limits import BodySizeLimit
 from assessment_store.http.metrics_collector import SystemCollector
+from assessment_store.http.ui import mount as ui
 from assessment_store.service import AssessmentStore
 
 MAX_BODY_BYTES = 2 * 1024 * 1024

@@ -1,22 +1,2 @@
 """The operator dashboard at ``/ui``: server-rendered pages, one small script, live
 updates by server-sent events. Every asset ships in this package (no CDN)."""
-
-from __future__ import annotations
-
-from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
-
-from assessment_store.http.ui import pages, stream
-from assessment_store.http.ui.overview_cache import OverviewCache
-from assessment_store.http.ui.render import STATIC
-from assessment_store.service import AssessmentStore
-
-
-def install(app: FastAPI, store: AssessmentStore) -> None:
-    """Mount the dashboard on ``app``; its live feed starts with the first open page
-    (close it with ``app.state.live_feed.close()``)."""
-    app.state.live_feed = store.open_live_feed()
-    app.state.overview_cache = OverviewCache(lambda owner: store.get_overview(owner=owner))
-    app.include_router(pages.router)
-    app.include_router(stream.router)
-    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")

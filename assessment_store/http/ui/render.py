@@ -80,11 +80,12 @@ def throughput_chart(
     minutes: list[MinuteThroughput], width: int = 600, height: int = 120
 ) -> Markup:
     """Completed (stacked under failed) per minute, oldest on the left, as SVG."""
-    peak = max((m.completed + m.failed for m in minutes), default=0) or 1
+    highest = max((m.completed + m.failed for m in minutes), default=0)
+    peak = highest or 1  # the scale of an empty chart
     bar = width / max(1, len(minutes))
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height + 16}" role="img" '
-        f'aria-label="Finished per minute over the last hour (peak {peak})">'
+        f'aria-label="Finished per minute over the last hour (peak {highest})">'
     ]
     for index, minute in enumerate(minutes):
         x = index * bar
@@ -109,7 +110,7 @@ def throughput_chart(
         f'<line class="axis" x1="0" y1="{height}" x2="{width}" y2="{height}"/>'
         f'<text x="0" y="{height + 13}">-60 min</text>'
         f'<text x="{width}" y="{height + 13}" text-anchor="end">now</text>'
-        f'<text x="{width}" y="10" text-anchor="end">peak {peak}/min</text></svg>'
+        f'<text x="{width}" y="10" text-anchor="end">peak {highest}/min</text></svg>'
     )
     return Markup("".join(parts))
 
