@@ -45,9 +45,22 @@ def api(
         host,
         "--port",
         str(port),
+        *_graceful_shutdown(ctx.args),
         *ctx.args,
     ]
     os.execv(sys.executable, command)
+
+
+# Long-polls and dashboard streams stay open for minutes; at shutdown uvicorn would wait
+# for them all. After this many seconds they are cut instead: a long-poll's client
+# asks again, a dashboard's EventSource reconnects and resumes from its Last-Event-ID.
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def _graceful_shutdown(args: list[str]) -> list[str]:
+    if any(a.startswith("--timeout-graceful-shutdown") for a in args):
+        return []
+    return ["--timeout-graceful-shutdown", str(GRACEFUL_SHUTDOWN_SECONDS)]
 
 
 def token(

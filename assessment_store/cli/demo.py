@@ -19,10 +19,23 @@ def demo(
         bool, flag("--keep-running", "leave the system up after the batch")
     ] = False,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 180.0,
+    wait_for_dashboard: Annotated[
+        bool,
+        flag(
+            "--wait-for-dashboard",
+            "submit the batch only once a dashboard is open (its URL and a token are printed)",
+        ),
+    ] = False,
 ) -> None:
     """Start a worker and beat, run a mixed batch to completion, and summarise it."""
     from assessment_store.demo.runner import run_demo
 
-    code = run_demo(rounds=rounds, keep_running=keep_running, timeout=timeout, console=console)
+    code = run_demo(
+        rounds=rounds,
+        keep_running=keep_running,
+        timeout=timeout,
+        console=console,
+        wait_for_dashboard=wait_for_dashboard,
+    )
     if code:
         raise typer.Exit(code)

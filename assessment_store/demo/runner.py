@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -257,7 +258,27 @@ def running_system(
             child.stop()
 
 
-def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Console) -> int:
+def wait_for_open_dashboard(api_url: str) -> None:
+    """Until the API serves a live dashboard stream (its /metrics gauge says so)."""
+    while True:
+        try:
+            body = httpx.get(f"{api_url}/metrics", timeout=5).text
+        except httpx.HTTPError:
+            body = ""
+        for line in body.splitlines():
+            if line.startswith("assessmentstore_dashboard_streams ") and float(line.split()[1]):
+                return
+        time.sleep(0.2)
+
+
+def run_demo(
+    *,
+    rounds: int,
+    keep_running: bool,
+    timeout: float,
+    console: Console,
+    wait_for_dashboard: bool = False,
+) -> int:
     """The ``assessment-store demo`` command; returns the exit code."""
     base = get_settings()
     settings = load_settings(**{**base.model_dump(), **DEMO_TUNING})
@@ -287,6 +308,12 @@ def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Consol
             stack.enter_context(running_system(settings, log_dir, compliance_port, endpoints))
         store = AssessmentStore(settings, application_name="assessment-store-demo")
         stack.callback(store.close)
+        token = issue_token(endpoints.jwt_secret, "demo", Role.ADMIN, timedelta(hours=8))
+        console.print(f"dashboard: {endpoints.api_url}/ui (sign in with the token below)")
+        console.print(f"token:     {token}", soft_wrap=True)
+        if wait_for_dashboard:
+            with console.status(f"waiting for a dashboard to open {endpoints.api_url}/ui"):
+                wait_for_open_dashboard(endpoints.api_url)
         plan = plan_batch(http_port, tls_port, rounds)
         started = time.monotonic()
         ids = store.batch_create_assessments(plan.requests, created_by="demo")
@@ -314,8 +341,8 @@ def run_demo(*, rounds: int, keep_running: bool, timeout: float, console: Consol
         wall = time.monotonic() - started
         console.print(summary_table(states, wall))
         retried = next((s.assessment_id for s in states if s.retry_count), ids[0])
-        token = issue_token(endpoints.jwt_secret, "demo", Role.ADMIN, timedelta(hours=8))
         console.print(f"API docs:  {endpoints.api_url}/docs")
+        console.print(f"dashboard: {endpoints.api_url}/ui")
         console.print(
             f"Flower:    {endpoints.flower_url} (user demo, password {endpoints.flower_password})"
         )

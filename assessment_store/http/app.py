@@ -16,6 +16,7 @@ from assessment_store.http import errors, ops_routes, routes
 from assessment_store.http.limits import BodySizeLimit
 from assessment_store.http.metrics_collector import SystemCollector
 from assessment_store.http.ui import mount as ui
+from assessment_store.live import LiveFeed
 from assessment_store.service import AssessmentStore
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -48,24 +49,25 @@ def create_app(
     app.state.jwt_max_lifetime = jwt_max_lifetime or timedelta(
         seconds=store.settings.jwt_max_lifetime_seconds
     )
-    registry = CollectorRegistry(auto_describe=True)
-    registry.register(_ProcessMetrics(store))
-    registry.register(SystemCollector(store))
-    app.state.metrics_registry = registry
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(ops_routes.router)
     ui.install(app, store)
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_ProcessMetrics(store, app.state.live_feed))
+    registry.register(SystemCollector(store))
+    app.state.metrics_registry = registry
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
     return app
 
 
 class _ProcessMetrics(Collector):
     """This process's own counters and histograms (the default registry), and how many
-    long-polls it is holding."""
+    long-polls and dashboard streams it is holding."""
 
-    def __init__(self, store: AssessmentStore) -> None:
+    def __init__(self, store: AssessmentStore, feed: LiveFeed) -> None:
         self.store = store
+        self.feed = feed
 
     def collect(self) -> Iterable[Metric]:
         yield from REGISTRY.collect()
@@ -74,3 +76,8 @@ class _ProcessMetrics(Collector):
         )
         waiters.add_metric([], float(self.store.notifier.watch_count))
         yield waiters
+        streams = GaugeMetricFamily(
+            "assessmentstore_dashboard_streams", "Live dashboard streams this API process serves"
+        )
+        streams.add_metric([], float(self.feed.subscriber_count))
+        yield streams
