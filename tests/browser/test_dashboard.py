@@ -7,7 +7,6 @@ error (the ``browser_page`` guard). Screenshots land in test-artifacts/screensho
 from __future__ import annotations
 
 import re
-
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
