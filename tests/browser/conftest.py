@@ -112,14 +112,23 @@ def screenshot(request: pytest.FixtureRequest) -> Screenshot:
 
 
 @pytest.fixture
+def page_guard() -> ConsoleGuard:
+    """The guard of this test's ``browser_page`` (for a test that causes an outage)."""
+    return ConsoleGuard()
+
+
+@pytest.fixture
 def browser_page(
-    chromium: Browser, request: pytest.FixtureRequest, screenshot: Screenshot
+    chromium: Browser,
+    request: pytest.FixtureRequest,
+    screenshot: Screenshot,
+    page_guard: ConsoleGuard,
 ) -> Iterator[Page]:
     """A fresh context (1280x900) and page; the test fails if the page showed a console
     error, an uncaught exception or a failed request (the live stream's abort on
     navigation excepted)."""
     context = chromium.new_context(viewport=VIEWPORT)
-    guard = ConsoleGuard()
+    guard = page_guard
     guard.watch(context)
     page = context.new_page()
 

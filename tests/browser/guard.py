@@ -4,6 +4,7 @@ failed requests. The ``browser_page`` fixture fails a test that recorded any."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 
 from playwright.sync_api import BrowserContext, ConsoleMessage, Request, WebError
 from playwright.sync_api import Error as PlaywrightError
@@ -24,7 +25,10 @@ class ConsoleGuard:
 
     def __init__(self) -> None:
         self.problems: list[str] = []
+        # What the live stream reported during an outage() a test caused on purpose.
+        self.tolerated: list[str] = []
         self.frozen = False
+        self._outage = False
         self._contexts: list[BrowserContext] = []
 
     def watch(self, context: BrowserContext) -> None:
@@ -49,11 +53,27 @@ class ConsoleGuard:
         the page afterwards, e.g. stopping the API it streams from, is not the test's)."""
         self.frozen = True
 
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """While the test has the API down on purpose, the live stream's failed
+        reconnects are expected: they are kept in ``tolerated``, not ``problems``."""
+        self.settle()
+        self._outage = True
+        try:
+            yield
+        finally:
+            self.settle()
+            self._outage = False
+
     def report(self) -> str:
         return f"{len(self.problems)} browser problem(s):\n  " + "\n  ".join(self.problems)
 
     def _record(self, problem: str) -> None:
-        if not self.frozen:
+        if self.frozen:
+            return
+        if self._outage and EVENT_STREAM_PATH in problem:
+            self.tolerated.append(problem)
+        else:
             self.problems.append(problem)
 
     def _on_console(self, message: ConsoleMessage) -> None:

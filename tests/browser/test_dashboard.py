@@ -15,9 +15,11 @@ import httpx
 from playwright.sync_api import Page, Route, expect
 
 from assessment_store import AssessmentState, AssessmentStore
+from assessment_store.demo.processes import api_server, free_port
 from assessment_store.http.auth import Role, issue_token
-from tests.acceptance.processes import CeleryProcess
+from tests.acceptance.processes import ROOT, CeleryProcess
 from tests.browser.conftest import JWT_SECRET, Screenshot
+from tests.browser.guard import ConsoleGuard
 from tests.factories import request
 
 # Generous: a loaded CI machine; the live path itself takes milliseconds.
@@ -221,3 +223,52 @@ def test_a_viewer_sees_its_assessments_and_no_buttons(
     )
     assert refused.status_code == 403
     assert producer.get_state(own).state is AssessmentState.PENDING
+
+
+def test_a_page_reconnects_after_an_api_restart_and_misses_nothing(
+    system_env: dict[str, str],
+    tmp_path: Path,
+    browser_page: Page,
+    page_guard: ConsoleGuard,
+    producer: AssessmentStore,
+    screenshot: Screenshot,
+) -> None:
+    page = browser_page
+    port = free_port()
+    env = {**system_env, "ASSESSMENT_STORE_JWT_SECRET": JWT_SECRET}
+    api = api_server("api", env, tmp_path, port, cwd=ROOT)
+    api.start()
+    api.wait_ready()
+    try:
+        before, doomed = producer.batch_create_assessments(
+            [request(assessment_type="noop"), request(assessment_type="noop")],
+            created_by="team-a",
+        )
+        sign_in(page, f"http://127.0.0.1:{port}", token_for("ops", Role.ADMIN))
+        expect(page.locator(row(page, doomed))).to_be_visible()
+        mark_document(page)
+        with page_guard.outage():
+            api.stop()
+            expect(page.locator("#live-status")).not_to_have_attribute(
+                "data-status", "live", timeout=LIVE
+            )
+            # Changes while no API serves the page: a cancel and a new assessment.
+            producer.cancel_assessment(doomed, "while the API was down", changed_by="ops")
+            added = producer.create_assessment(request(assessment_type="noop"))
+            api = api_server("api-again", env, tmp_path, port, cwd=ROOT)
+            api.start()
+            api.wait_ready()
+            expect(page.locator("#live-status")).to_have_attribute(
+                "data-status", "live", timeout=LIVE
+            )
+        # The replay from Last-Event-ID brought both, in the same document.
+        expect(page.locator(row(page, doomed))).to_have_attribute(
+            "data-state", "cancelled", timeout=LIVE
+        )
+        expect(page.locator(row(page, added))).to_have_attribute("data-state", "pending")
+        expect(page.locator(row(page, before))).to_have_attribute("data-state", "pending")
+        assert same_document(page), "the page reloaded instead of resuming its stream"
+        screenshot(page, "resumed")
+    finally:
+        with page_guard.outage():
+            api.stop()
