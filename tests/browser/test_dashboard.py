@@ -68,6 +68,9 @@ def test_sign_in_filter_open_and_watch_a_running_assessment_complete(
     gated = producer.create_assessment(
         request(assessment_type="gated", server_name=f"gate:{gate}"), created_by="team-a"
     )
+    failing = producer.create_assessment(
+        request(assessment_type="always_fails", server_name="db-7.example"), created_by="team-b"
+    )
     start_worker("w1")
     sign_in(page, api_url, token_for("ops", Role.ADMIN))
     # Every assessment is listed, the quick ones reach completed live.
@@ -75,6 +78,11 @@ def test_sign_in_filter_open_and_watch_a_running_assessment_complete(
         expect(page.locator(row(page, assessment_id))).to_have_attribute(
             "data-state", "completed", timeout=LIVE
         )
+    expect(page.locator(row(page, failing))).to_have_attribute(
+        "data-state", "failed", timeout=LIVE
+    )
+    expect(page.locator(f"{row(page, failing)} td.message")).to_contain_text("attempt 1 failed")
+    # The overview follows live too (it is pushed every few seconds).
     expect(page.locator("#overview [data-count-state=completed] .value")).to_have_text(
         "3", timeout=LIVE
     )

@@ -110,7 +110,7 @@ def throughput_chart(
         f'<line class="axis" x1="0" y1="{height}" x2="{width}" y2="{height}"/>'
         f'<text x="0" y="{height + 13}">-60 min</text>'
         f'<text x="{width}" y="{height + 13}" text-anchor="end">now</text>'
-        f'<text x="{width}" y="10" text-anchor="end">peak {highest}/min</text></svg>'
+        f'<text x="2" y="10">peak {highest}/min</text></svg>'
     )
     return Markup("".join(parts))
 
