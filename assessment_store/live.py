@@ -77,7 +77,8 @@ class LiveFeed:
     """Reads changes once per process and hands every batch to each subscriber's sink.
 
     Sinks run on the feed's thread and must not block (the HTTP edge hands batches to
-    its event loop). The thread starts with the first subscriber."""
+    its event loop). The thread starts with the first subscriber; while there is none,
+    it reads nothing."""
 
     def __init__(
         self,
@@ -110,10 +111,11 @@ class LiveFeed:
         handle = _Subscriber(sink, self)
         with self._lock:
             self._subscribers.add(handle)
-            if self._thread is None:
-                # The cursor is placed before the first subscriber returns, so whatever
-                # commits after subscribe() is delivered.
+            if self._cursor is None:
+                # Placed before the first subscriber returns, so whatever commits after
+                # subscribe() is delivered.
                 self._cursor = AuditCursor.starting_now(self._read)
+            if self._thread is None:
                 self._watch = self._notifier.watch(ANY_ASSESSMENT, self._on_notify)
                 self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
                 self._thread.start()
@@ -173,8 +175,14 @@ class LiveFeed:
             self._wake.clear()
 
     def _poll_once(self) -> bool:
-        cursor = self._cursor
-        assert cursor is not None  # placed by the first subscribe
+        with self._lock:
+            if not self._subscribers:
+                # Nobody watches: no query. The next subscriber starts a cursor of its
+                # own now (it replays what it missed from its page's position).
+                self._cursor = None
+                return False
+            cursor = self._cursor
+        assert cursor is not None  # placed by subscribe
 
         def query(conn: Connection) -> tuple[list[RowMapping], bool, list[RowMapping]]:
             rows, full = cursor.poll(conn)
