@@ -78,9 +78,7 @@ def test_sign_in_filter_open_and_watch_a_running_assessment_complete(
         expect(page.locator(row(page, assessment_id))).to_have_attribute(
             "data-state", "completed", timeout=LIVE
         )
-    expect(page.locator(row(page, failing))).to_have_attribute(
-        "data-state", "failed", timeout=LIVE
-    )
+    expect(page.locator(row(page, failing))).to_have_attribute("data-state", "failed", timeout=LIVE)
     expect(page.locator(f"{row(page, failing)} td.message")).to_contain_text("attempt 1 failed")
     # The overview follows live too (it is pushed every few seconds).
     expect(page.locator("#overview [data-count-state=completed] .value")).to_have_text(
