@@ -16,7 +16,7 @@ from assessment_store.http import errors, ops_routes, routes
 from assessment_store.http.limits import BodySizeLimit
 from assessment_store.http.metrics_collector import SystemCollector
 from assessment_store.http.ui import mount as ui
-from assessment_store.live import LiveFeed
+from assessment_store.http.ui.stream_hub import StreamHub
 from assessment_store.service import AssessmentStore
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -54,7 +54,7 @@ def create_app(
     app.include_router(ops_routes.router)
     ui.install(app, store)
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_ProcessMetrics(store, app.state.live_feed))
+    registry.register(_ProcessMetrics(store, app.state.stream_hub))
     registry.register(SystemCollector(store))
     app.state.metrics_registry = registry
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
@@ -65,9 +65,9 @@ class _ProcessMetrics(Collector):
     """This process's own counters and histograms (the default registry), and how many
     long-polls and dashboard streams it is holding."""
 
-    def __init__(self, store: AssessmentStore, feed: LiveFeed) -> None:
+    def __init__(self, store: AssessmentStore, hub: StreamHub) -> None:
         self.store = store
-        self.feed = feed
+        self.hub = hub
 
     def collect(self) -> Iterable[Metric]:
         yield from REGISTRY.collect()
@@ -79,5 +79,5 @@ class _ProcessMetrics(Collector):
         streams = GaugeMetricFamily(
             "assessmentstore_dashboard_streams", "Live dashboard streams this API process serves"
         )
-        streams.add_metric([], float(self.feed.subscriber_count))
+        streams.add_metric([], float(self.hub.stream_count))
         yield streams

@@ -8,6 +8,7 @@ from fastapi.staticfiles import StaticFiles
 from assessment_store.http.ui import pages, stream
 from assessment_store.http.ui.overview_cache import OverviewCache
 from assessment_store.http.ui.render import STATIC
+from assessment_store.http.ui.stream_hub import StreamHub
 from assessment_store.service import AssessmentStore
 
 
@@ -15,6 +16,7 @@ def install(app: FastAPI, store: AssessmentStore) -> None:
     """Mount the dashboard on ``app``; its live feed starts with the first open page
     (close it with ``app.state.live_feed.close()``)."""
     app.state.live_feed = store.open_live_feed()
+    app.state.stream_hub = StreamHub(app.state.live_feed)
     app.state.overview_cache = OverviewCache(lambda owner: store.get_overview(owner=owner))
     app.include_router(pages.router)
     app.include_router(stream.router)

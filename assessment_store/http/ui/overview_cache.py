@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 
+from assessment_store.http.ui.live_view import sse
+from assessment_store.http.ui.render import render
 from assessment_store.overview import Overview
 
 TTL_SECONDS = 4.0
@@ -22,6 +24,7 @@ class OverviewCache:
         self._ttl = ttl
         self._figures: dict[str | None, tuple[float, Overview]] = {}
         self._locks: dict[str | None, asyncio.Lock] = {}
+        self._messages: dict[str | None, tuple[Overview, str]] = {}
         self.computed = 0  # how many times it queried (tests and benchmarks read it)
 
     async def get(self, owner: str | None) -> Overview:
@@ -34,4 +37,14 @@ class OverviewCache:
             figures = await run_in_threadpool(self._compute, owner)
             self.computed += 1
             self._figures[owner] = (time.monotonic(), figures)
+            self._messages.pop(owner, None)
             return figures
+
+    async def message(self, owner: str | None) -> str:
+        """The overview as the stream's SSE message, rendered once per figures."""
+        figures = await self.get(owner)
+        known = self._messages.get(owner)
+        if known is None or known[0] is not figures:
+            html = render("_overview.html", overview=figures)
+            known = self._messages[owner] = (figures, sse("overview", {"html": html}))
+        return known[1]
