@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from assessment_store.http.auth import Principal, Role
 from assessment_store.models import Assessment
-from assessment_store.overview import MinuteThroughput
+from assessment_store.overview import MinuteThroughput, Overview
 from assessment_store.states import AssessmentState
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -115,6 +115,38 @@ def throughput_chart(
     return Markup("".join(parts))
 
 
+def share_bar(parts: list[tuple[str, int]], width: int = 600, height: int = 14) -> Markup:
+    """One horizontal bar split in proportion to ``parts`` ((css class, count), in
+    order), as SVG: counts by state, or a queue's depth against the deepest."""
+    total = sum(count for _, count in parts)
+    shapes = [
+        f'<svg class="share" viewBox="0 0 {width} {height}" preserveAspectRatio="none" '
+        f'role="img" aria-label="{total} in all">'
+    ]
+    x = 0.0
+    for css, count in parts:
+        if count <= 0 or total <= 0:
+            continue
+        w = width * count / total
+        shapes.append(
+            f'<rect class="{css}" x="{x:.1f}" y="0" width="{w:.1f}" height="{height}">'
+            f"<title>{count}</title></rect>"
+        )
+        x += w
+    shapes.append("</svg>")
+    return Markup("".join(shapes))
+
+
+def state_parts(overview: Overview) -> list[tuple[str, int]]:
+    return [(f"fill-{state.value}", overview.counts_by_state[state]) for state in AssessmentState]
+
+
+def depth_parts(depth: int, depths: dict[str, int]) -> list[tuple[str, int]]:
+    """A queue's depth against the deepest queue's."""
+    deepest = max(depths.values(), default=0)
+    return [("fill-queue", depth), ("fill-none", deepest - depth)]
+
+
 def environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -131,6 +163,9 @@ def environment() -> Environment:
         "pretty_json": pretty_json,
         "actions_for": actions_for,
         "throughput_chart": throughput_chart,
+        "share_bar": share_bar,
+        "state_parts": state_parts,
+        "depth_parts": depth_parts,
         "states": list(AssessmentState),
     }
     env.globals.update(helpers)
