@@ -103,21 +103,27 @@ class AuditCursor:
     def watermark(self) -> int:
         return min(self._gaps) - 1 if self._gaps else self._max_seen
 
-    def poll(self, conn: Connection) -> tuple[list[RowMapping], bool]:
-        """The late commits and the new rows, by id; True when the batch was full
-        (more may be waiting)."""
-        gaps = sorted(self._gaps)
-        late = reads.audit_events_by_id(conn, gaps)
-        fresh = reads.audit_events_after(conn, self._max_seen, POLL_BATCH)
+    def fetch(self, conn: Connection) -> list[RowMapping]:
+        """The late commits and the new rows, by id (the cursor does not move: a
+        reader that fails afterwards reads the same rows again)."""
+        late = reads.audit_events_by_id(conn, sorted(self._gaps))
+        return [*late, *reads.audit_events_after(conn, self._max_seen, POLL_BATCH)]
+
+    def advance(self, rows: Sequence[RowMapping]) -> bool:
+        """Move past ``rows`` (what :meth:`fetch` returned, once handled); True when
+        the new rows filled a batch (more may be waiting)."""
         now = time.monotonic()
-        for row in late:
-            del self._gaps[row["id"]]
-        for row in fresh:
-            self._gaps.update(dict.fromkeys(range(self._max_seen + 1, row["id"]), now))
-            self._max_seen = row["id"]
+        fresh = 0
+        for row in rows:
+            if self._gaps.pop(row["id"], None) is not None:
+                continue  # a late commit
+            if row["id"] > self._max_seen:
+                self._gaps.update(dict.fromkeys(range(self._max_seen + 1, row["id"]), now))
+                self._max_seen = row["id"]
+                fresh += 1
         expired = now - LATE_COMMIT_HORIZON_SECONDS
         self._gaps = {i: seen for i, seen in self._gaps.items() if seen > expired}
-        return [*late, *fresh], len(fresh) == POLL_BATCH
+        return fresh == POLL_BATCH
 
 
 class Subscription:
@@ -186,7 +192,8 @@ class Subscription:
 
     def _poll_once(self) -> bool:
         """Deliver late commits and new rows; True when a full batch was read."""
-        rows, full = self._read(self._cursor.poll)
+        rows = self._read(self._cursor.fetch)
+        full = self._cursor.advance(rows)
         for row in rows:
             if self._stop.is_set():
                 break

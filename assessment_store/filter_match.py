@@ -28,6 +28,12 @@ def in_view(filters: AssessmentFilters, assessment: Assessment, *, search_errors
         fields = [assessment.assessment_id, assessment.server_name or ""]
         if search_errors:
             fields.append(assessment.error_message or "")
-        needle = filters.q.lower()
-        return any(needle in field.lower() for field in fields)
+        needle = _fold(filters.q)
+        return any(needle in _fold(field) for field in fields)
     return True
+
+
+def _fold(text: str) -> str:
+    """Lower case one character at a time, as PostgreSQL's ILIKE does (Python's
+    ``str.lower`` turns 'İ' into two characters and a final 'Σ' into 'ς')."""
+    return "".join(c.lower()[:1] or c for c in text)

@@ -135,11 +135,11 @@ class LiveFeed:
         """Call ``sink`` with every batch from now on, until the handle is cancelled."""
         handle = FeedSubscription(sink, self)
         with self._lock:
-            self._subscribers.add(handle)
             if self._cursor is None:
                 # Placed before the first subscriber returns, so whatever commits after
-                # subscribe() is delivered.
+                # subscribe() is delivered (and if it cannot be read, nobody is added).
                 self._cursor = AuditCursor.starting_now(self._read)
+            self._subscribers.add(handle)
             if self._thread is None:
                 self._watch = self._notifier.watch(ANY_ASSESSMENT, self._on_notify)
                 self._thread = threading.Thread(target=self._run, name="live-feed", daemon=True)
@@ -210,16 +210,20 @@ class LiveFeed:
             cursor = self._cursor
         assert cursor is not None  # placed by subscribe
 
-        def query(conn: Connection) -> tuple[list[RowMapping], bool, list[RowMapping]]:
-            rows, full = cursor.poll(conn)
+        def query(conn: Connection) -> tuple[list[RowMapping], list[RowMapping]]:
+            rows = cursor.fetch(conn)
             ids = sorted({row["assessment_id"] for row in rows})
-            return rows, full, reads.fetch_assessments(conn, ids)
+            return rows, reads.fetch_assessments(conn, ids)
 
-        rows, full, current = self._read(query)
+        rows, current = self._read(query)
         if not rows:
             return False
+        # The cursor moves only once the batch is built: if a read or a row fails
+        # before, the next poll reads the same changes again.
+        built = self._batch(0, rows, current)
+        full = cursor.advance(rows)
+        batch = ChangeBatch(cursor.watermark, built.entries, built.assessments)
         self.batches_read += 1
-        batch = self._batch(cursor.watermark, rows, current)
         with self._lock:
             targets = list(self._subscribers)
         for subscriber in targets:

@@ -482,11 +482,6 @@ def test_an_unknown_action_or_a_bad_version_is_refused(
     assert (current.state, current.version) == (AssessmentState.PENDING, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pages.py act(): an unknown action raises AssessmentNotFoundError(message), "
-    "which reads 'assessment \"no action ...\" not found' (ASSESSMENT_NOT_FOUND)",
-)
 def test_an_unknown_action_is_not_reported_as_a_missing_assessment(
     signed_in: SignIn, store: AssessmentStore
 ) -> None:
@@ -659,11 +654,6 @@ def test_a_bad_filter_is_named_on_the_page_never_a_server_error(
         assert message.split(":")[0] == parameter, (query, message)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="pages.py validation_message(): e['loc'][-1] is the list index for state "
-    "('0: Input should be ...'), not the parameter's name",
-)
 def test_a_bad_state_is_named_on_the_page(signed_in: SignIn, varied: dict[str, str]) -> None:
     admin = signed_in("root", Role.ADMIN)
     queries: list[dict[str, list[str]]] = [{"state": ["nope"]}, {"state": ["pending", "nope"]}]

@@ -227,11 +227,6 @@ def test_a_stream_ends_when_its_token_expires(
     assert again.status_code == 204
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream.py _resume_from(): str.isdigit() accepts '²', which int() refuses: "
-    "ValueError, a 500",
-)
 def test_a_malformed_resume_position_is_ignored_not_a_server_error(
     live_server: LiveServer, store: AssessmentStore
 ) -> None:
@@ -243,12 +238,6 @@ def test_a_malformed_resume_position_is_ignored_not_a_server_error(
             assert first_position(events).id is not None, since
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stream_hub.StreamHub.open adds the queue before the feed is subscribed, and "
-    "live.LiveFeed.subscribe adds its handle before placing the cursor: a failed "
-    "subscribe leaves both behind, so the feed never stops reading",
-)
 def test_a_stream_that_could_not_subscribe_leaves_nothing_open(
     live_server: LiveServer, store: AssessmentStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

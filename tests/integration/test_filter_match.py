@@ -191,11 +191,6 @@ def test_states_and_a_search_of_errors_agree(
     assert no_errors == set()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="filter_match.in_view lowercases with str.lower() (dotted capital I to two "
-    "code points, final sigma), PostgreSQL one character at a time",
-)
 def test_in_view_lowercases_as_postgresql_does(store: AssessmentStore, raw_engine: Engine) -> None:
     # PostgreSQL lowercases one character at a time: dotted capital I -> 'i', capital
     # sigma -> sigma; Python's str.lower() gives 'i' and a combining dot (two code

@@ -295,11 +295,6 @@ class _FailingOnce:
         return getattr(self._conn, name)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py LiveFeed._poll_once: the cursor moves inside the read, so a failure "
-    "after AuditCursor.poll (reading the current rows) loses that batch for good",
-)
 def test_a_failed_poll_loses_no_change(store: AssessmentStore) -> None:
     armed: list[bool] = []
 
@@ -320,11 +315,6 @@ def test_a_failed_poll_loses_no_change(store: AssessmentStore) -> None:
         feed.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="live.py LiveFeed.subscribe adds the handle before placing the cursor, so a "
-    "subscribe whose first read fails leaves a subscriber nobody can cancel",
-)
 def test_a_subscribe_that_fails_leaves_no_subscriber_behind(store: AssessmentStore) -> None:
     calls: list[int] = []
 

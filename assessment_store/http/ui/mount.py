@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
 
 from assessment_store.http.ui import pages, stream
 from assessment_store.http.ui.overview_cache import OverviewCache
@@ -20,4 +23,13 @@ def install(app: FastAPI, store: AssessmentStore) -> None:
     app.state.overview_cache = OverviewCache(lambda owner: store.get_overview(owner=owner))
     app.include_router(pages.router)
     app.include_router(stream.router)
-    app.mount("/ui/static", StaticFiles(directory=STATIC), name="ui-static")
+    app.mount("/ui/static", _Assets(directory=STATIC), name="ui-static")
+
+
+class _Assets(StaticFiles):
+    """The dashboard's script and stylesheet, never sniffed as another type."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response

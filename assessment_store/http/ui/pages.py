@@ -166,8 +166,13 @@ def _url(form: dict[str, Any], **changes: str) -> str:
     return "/ui" + (f"?{urlencode(pairs)}" if pairs else "")
 
 
+def _parameter(loc: tuple[object, ...]) -> object:
+    return loc[1] if len(loc) > 1 and loc[0] == "query" else loc[-1]
+
+
 def validation_message(exc: RequestValidationError) -> str:
-    problems = [f"{e['loc'][-1]}: {e['msg']}" for e in exc.errors()]
+    # loc is ("query", parameter, index...): name the parameter, as /v1 does.
+    problems = [f"{_parameter(e['loc'])}: {e['msg']}" for e in exc.errors()]
     return "; ".join(problems)
 
 
@@ -247,7 +252,7 @@ async def act(request: Request, assessment_id: str, action: str) -> Response:
     try:
         session.check_csrf(request, fields.get(session.CSRF_FIELD))
         if action not in ACTIONS:
-            raise AssessmentNotFoundError(f"no action {action!r} (cancel or retry)")
+            raise InvalidInputError("action", "must be cancel or retry", action)
         version = _expected_version(fields.get("expectedVersion"))
         done = await _run_action(request, principal, assessment_id, action, version, fields)
     except AssessmentStoreError as exc:

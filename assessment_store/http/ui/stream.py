@@ -45,7 +45,7 @@ OVERVIEW_SECONDS = 5.0
 def _resume_from(request: Request) -> int:
     """Last-Event-ID (a reconnect) wins over the page's ``since`` (its first connect)."""
     for value in (request.headers.get("last-event-id"), request.query_params.get("since")):
-        if value and value.isdigit():
+        if value and value.isascii() and value.isdigit():
             return int(value)
     return 0
 
@@ -128,7 +128,8 @@ async def _stream(
                 yield sse("reload", {"reason": "too far behind"})
                 return
             message = view.message(batch)
-            if message is not None:
-                yield message
+            # Nothing for this page: the id still moves on, so that a reconnect
+            # replays from here, not from before every change it was not shown.
+            yield message if message is not None else f"id: {batch.watermark}\n\n"
     finally:
         await hub.close(queue)

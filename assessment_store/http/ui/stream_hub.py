@@ -35,10 +35,10 @@ class StreamHub:
         """A queue of every batch from now on (the feed is subscribed when it returns)."""
         queue: Queue = asyncio.Queue()
         async with self._lock:
-            self._queues.add(queue)
             if self._subscription is None:
                 self._loop = asyncio.get_running_loop()
                 self._subscription = await run_in_threadpool(self._feed.subscribe, self._sink)
+            self._queues.add(queue)  # only once subscribed: a failure leaves nothing behind
         return queue
 
     async def close(self, queue: Queue) -> None:
