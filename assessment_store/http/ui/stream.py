@@ -18,6 +18,7 @@ OVERVIEW_SECONDS, computed once per owner for all its streams.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -34,8 +35,10 @@ from assessment_store.http.ui.overview_cache import OverviewCache
 from assessment_store.http.ui.pages import filters_of, list_form
 from assessment_store.http.ui.stream_hub import StreamHub, take
 from assessment_store.live import LiveFeed
+from assessment_store.outages import OutageLog
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+REPLAY_OUTAGES = OutageLog(logging.getLogger("assessment_store.http.ui"))
 
 RETRY_MILLISECONDS = 1000
 KEEPALIVE_SECONDS = 15.0
@@ -96,7 +99,14 @@ async def _stream(
     queue = await hub.open()
     try:
         yield f"retry: {RETRY_MILLISECONDS}\n\n"
-        replayed = await run_in_threadpool(feed.replay, after)
+        try:
+            replayed = await run_in_threadpool(feed.replay, after)
+        except AssessmentStoreError as exc:
+            # The database is away: end this stream quietly; the page reconnects in
+            # RETRY_MILLISECONDS and replays from the same place.
+            REPLAY_OUTAGES.failed("dashboard_replay_failed", exc)
+            return
+        REPLAY_OUTAGES.succeeded("dashboard_replay_failed")
         if replayed is None:
             yield sse("reload", {"reason": "too far behind"})
             return
