@@ -22,6 +22,7 @@ from assessment_store.errors import (
     AssessmentNotFoundError,
     AssessmentStoreError,
     InvalidInputError,
+    StoreUnavailableError,
     UnauthorizedError,
 )
 from assessment_store.http.auth import Principal
@@ -187,13 +188,19 @@ def list_page(request: Request) -> Response:
     error = None
     items: list[Any] = []
     next_cursor = None
-    # The position first: whatever commits after it reaches the page live.
-    since = request.app.state.live_feed.position()
+    try:
+        # The position first: whatever commits after it reaches the page live.
+        since = request.app.state.live_feed.position()
+        overview = store.get_overview(owner=principal.owner)
+    except AssessmentStoreError as exc:
+        return _unavailable(request, principal, exc)
     try:
         listed = store.list_assessments(filters_of(form), owner=principal.owner)
         items, next_cursor = listed.items, listed.next_cursor
     except RequestValidationError as exc:
         error = validation_message(exc)
+    except StoreUnavailableError as exc:
+        return _unavailable(request, principal, exc)
     except AssessmentStoreError as exc:
         error = exc.message
     query = [(k, v) for k, v in request.query_params.multi_items()]
@@ -209,11 +216,17 @@ def list_page(request: Request) -> Response:
             first_page=not form["cursor"],
             first_url=_url(form),
             next_url=_url(form, cursor=next_cursor) if next_cursor else None,
-            overview=store.get_overview(owner=principal.owner),
+            overview=overview,
             live_url="/ui/events?" + urlencode([*query, ("view", "list"), ("since", str(since))]),
         ),
     )
     return _finish(request, page(html))
+
+
+def _unavailable(request: Request, principal: Principal, exc: AssessmentStoreError) -> Response:
+    message = f"{exc.message}. Try again in a moment."
+    html = render("not_found.html", **_context(request, principal, message=message))
+    return _finish(request, page(html, 503))
 
 
 @router.get("/assessments/{assessment_id}")
@@ -223,10 +236,12 @@ def assessment_page(request: Request, assessment_id: str) -> Response:
     except UnauthorizedError:
         return to_sign_in(request)
     store = _store(request)
-    since = request.app.state.live_feed.position()
     try:
+        since = request.app.state.live_feed.position()
         found = store.get_fresh_state(assessment_id, owner=principal.owner)
         trail = store.get_audit_trail(assessment_id, owner=principal.owner)
+    except StoreUnavailableError as exc:
+        return _unavailable(request, principal, exc)
     except AssessmentStoreError as exc:
         status = 404 if isinstance(exc, AssessmentNotFoundError) else 422
         html = render("not_found.html", **_context(request, principal, message=exc.message))
