@@ -73,6 +73,32 @@ class Reader(Protocol):
     def __call__(self, query: Callable[[Connection], T], /) -> T: ...
 
 
+def poll_until_stopped(
+    poll_once: Callable[[], bool],
+    stop: threading.Event,
+    wake: threading.Event,
+    interval: float,
+    outages: OutageLog,
+    kind: str,
+    batch_window: float = 0.0,
+) -> None:
+    """A reader's loop: ``poll_once`` (again at once while it says a full batch was
+    read), then wait for ``wake`` or ``interval`` seconds; after a wake, a further
+    ``batch_window`` lets the rest of a burst commit first. Failures are outages
+    (one line each, see outages), never the end of the loop."""
+    while not stop.is_set():
+        try:
+            while poll_once() and not stop.is_set():
+                pass  # a full batch: more may be waiting
+        except Exception as exc:
+            outages.failed(f"{kind}_failed", exc)
+        else:
+            outages.succeeded(f"{kind}_failed")
+        if wake.wait(interval) and batch_window:
+            stop.wait(batch_window)
+        wake.clear()
+
+
 class AuditCursor:
     """A reader's position in the audit table, late commits included.
 
@@ -179,16 +205,9 @@ class Subscription:
         self.close()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                while self._poll_once() and not self._stop.is_set():
-                    pass  # a full batch: more may be waiting
-            except Exception as exc:
-                POLL_OUTAGES.failed("event_poll_failed", exc)
-            else:
-                POLL_OUTAGES.succeeded("event_poll_failed")
-            self._wake.wait(self._interval)
-            self._wake.clear()
+        poll_until_stopped(
+            self._poll_once, self._stop, self._wake, self._interval, POLL_OUTAGES, "event_poll"
+        )
 
     def _poll_once(self) -> bool:
         """Deliver late commits and new rows; True when a full batch was read."""

@@ -24,7 +24,12 @@ from assessment_store import at_rest
 from assessment_store.db import reads
 from assessment_store.encryption import KeyRing
 from assessment_store.errors import DecryptionError
-from assessment_store.events import STARTUP_GAP_WINDOW, AuditCursor, Reader
+from assessment_store.events import (
+    STARTUP_GAP_WINDOW,
+    AuditCursor,
+    Reader,
+    poll_until_stopped,
+)
 from assessment_store.models import FROM_DATABASE, Assessment, AuditEntry
 from assessment_store.notify import ANY_ASSESSMENT, StateNotifier, _Watch
 from assessment_store.outages import OutageLog
@@ -188,17 +193,15 @@ class LiveFeed:
         self._wake.set()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                while self._poll_once() and not self._stop.is_set():
-                    pass  # a full batch: more may be waiting
-            except Exception as exc:
-                FEED_OUTAGES.failed("live_feed_poll_failed", exc)
-            else:
-                FEED_OUTAGES.succeeded("live_feed_poll_failed")
-            if self._wake.wait(self._interval):
-                self._stop.wait(self._batch_window)  # let the rest of a burst commit
-            self._wake.clear()
+        poll_until_stopped(
+            self._poll_once,
+            self._stop,
+            self._wake,
+            self._interval,
+            FEED_OUTAGES,
+            "live_feed_poll",
+            batch_window=self._batch_window,
+        )
 
     def _poll_once(self) -> bool:
         with self._lock:

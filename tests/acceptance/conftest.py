@@ -34,15 +34,21 @@ PLUGINS = ",".join(
 )
 
 
-@pytest.fixture
-def broker_url(base_settings: Settings) -> Iterator[str]:
+def flushed_redis_database(base_settings: Settings, db: int) -> Iterator[str]:
+    """Database ``db`` of the configured Redis server, empty at the start and the end
+    of a test: a fixture's body (each suite owns one database)."""
     url = make_url(base_settings.redis_url.replace("redis://", "postgresql://", 1))
-    broker = f"redis://{url.host}:{url.port or 6379}/{ACCEPTANCE_REDIS_DB}"
+    broker = f"redis://{url.host}:{url.port or 6379}/{db}"
     client = redis.Redis.from_url(broker)
     client.flushdb()
     yield broker
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def broker_url(base_settings: Settings) -> Iterator[str]:
+    yield from flushed_redis_database(base_settings, ACCEPTANCE_REDIS_DB)
 
 
 @pytest.fixture

@@ -22,12 +22,11 @@ from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
-from sqlalchemy import make_url
 
 from assessment_store.config import Settings
+from tests.acceptance.conftest import flushed_redis_database
 from tests.acceptance.conftest import processes as processes
 from tests.acceptance.conftest import producer as producer
 from tests.acceptance.conftest import start_beat as start_beat
@@ -158,13 +157,7 @@ def browser_page(
 def broker_url(base_settings: Settings) -> Iterator[str]:
     """The browser tests' own Redis database, empty at the start and end of each test
     (replaces the acceptance suite's database 9 in its fixtures)."""
-    url = make_url(base_settings.redis_url.replace("redis://", "postgresql://", 1))
-    broker = f"redis://{url.host}:{url.port or 6379}/{BROWSER_REDIS_DB}"
-    client = redis.Redis.from_url(broker)
-    client.flushdb()
-    yield broker
-    client.flushdb()
-    client.close()
+    yield from flushed_redis_database(base_settings, BROWSER_REDIS_DB)
 
 
 @pytest.fixture
