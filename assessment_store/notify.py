@@ -13,8 +13,10 @@ it was away are lost, so on reconnecting it wakes every waiter to re-check at on
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +62,9 @@ class StateNotifier:
     _thread: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     connected: threading.Event = field(default_factory=threading.Event)
+    # (thread's end, close()'s end) while a thread listens: close() writes to it so
+    # that the thread's select returns at once, not at its next timeout.
+    _interrupt: tuple[socket.socket, socket.socket] | None = None
 
     def watch(self, assessment_id: str, callback: Callback) -> _Watch:
         """Call ``callback(id, state)`` on every change of ``assessment_id`` (``"*"``: of
@@ -94,11 +99,25 @@ class StateNotifier:
     def close(self) -> None:
         """Stop listening (waiters fall back to re-checking on their own)."""
         self._stop.set()
+        interrupt = self._interrupt
+        if interrupt is not None:
+            with contextlib.suppress(OSError):  # the thread closed it: it has ended
+                interrupt[1].send(b"x")
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=5)
 
     def _run(self) -> None:
+        interrupt = socket.socketpair()
+        self._interrupt = interrupt
+        try:
+            self._run_until_stopped(interrupt[0])
+        finally:
+            self._interrupt = None
+            for end in interrupt:
+                end.close()
+
+    def _run_until_stopped(self, interrupted: socket.socket) -> None:
         while not self._stop.is_set():
             try:
                 connection = psycopg2.connect(
@@ -116,7 +135,7 @@ class StateNotifier:
                 # Changes committed before LISTEN took effect (at start, or while we
                 # were reconnecting) were not heard: every waiter re-checks now.
                 self._wake_everyone()
-                self._listen(connection)
+                self._listen(connection, interrupted)
             except (psycopg2.Error, OSError) as exc:
                 logger.warning("listen_connection_lost: %s", str(exc).strip())
             finally:
@@ -124,11 +143,16 @@ class StateNotifier:
                 connection.close()
         self.connected.clear()
 
-    def _listen(self, connection: psycopg2.extensions.connection) -> None:
+    def _listen(
+        self, connection: psycopg2.extensions.connection, interrupted: socket.socket
+    ) -> None:
         while not self._stop.is_set():
-            readable, _, _ = select.select([connection], [], [], SELECT_TIMEOUT_SECONDS)
-            if not readable:
-                continue
+            listening = connection.fileno()
+            readable, _, _ = select.select(
+                [listening, interrupted.fileno()], [], [], SELECT_TIMEOUT_SECONDS
+            )
+            if listening not in readable:
+                continue  # a timeout, or close() interrupting: the loop checks _stop
             connection.poll()
             while connection.notifies:
                 note = connection.notifies.pop(0)
