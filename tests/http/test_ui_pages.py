@@ -510,11 +510,12 @@ def test_acting_without_a_session_goes_to_sign_in_and_changes_nothing(
 
 @pytest.fixture
 def varied(store: AssessmentStore) -> dict[str, str]:
-    """One assessment of each kind the filters tell apart, by name."""
+    """One assessment of each kind the filters tell apart, by name. Searched text uses
+    letters no hexadecimal id holds ("pg", "refused"): a random id never matches."""
     ids = {
         "pending": create(store, "alice", server_name="web-1:443"),
-        "security": create(store, "alice", assessment_type="security", server_name="DB-2:5432"),
-        "compliance": create(store, "bob", source="compliance", server_name="db-2:5432"),
+        "security": create(store, "alice", assessment_type="security", server_name="PG-2:5432"),
+        "compliance": create(store, "bob", source="compliance", server_name="pg-2:5432"),
         "processing": create(store, "bob", server_name="cache:6379"),
         "failed": create(store, "alice", server_name="web-1:443"),
         "cancelled": create(store, "bob", server_name="web-1:443"),
@@ -534,14 +535,14 @@ FILTER_CASES: list[tuple[list[tuple[str, str]], dict[str, object], set[str]]] = 
         {"failed", "cancelled"},
     ),
     ([("type", "security")], {"assessmentType": "security"}, {"security"}),
-    ([("server", "db-2:5432")], {"serverName": "db-2:5432"}, {"compliance"}),
+    ([("server", "pg-2:5432")], {"serverName": "pg-2:5432"}, {"compliance"}),
     ([("source", "compliance")], {"source": "compliance"}, {"compliance"}),
     ([("createdBy", "bob")], {"createdBy": "bob"}, {"compliance", "processing", "cancelled"}),
-    ([("q", "db-2")], {"q": "db-2"}, {"security", "compliance"}),
+    ([("q", "pg-2")], {"q": "pg-2"}, {"security", "compliance"}),
     ([("q", "refused")], {"q": "refused"}, {"failed"}),
     (
-        [("state", "pending"), ("createdBy", "alice"), ("q", "DB")],
-        {"states": ["pending"], "createdBy": "alice", "q": "DB"},
+        [("state", "pending"), ("createdBy", "alice"), ("q", "PG")],
+        {"states": ["pending"], "createdBy": "alice", "q": "PG"},
         {"security"},
     ),
 ]
@@ -567,7 +568,7 @@ def test_each_filter_in_the_url_lists_what_the_store_lists(
                 assert shown.one("input", name=name).get("value") == value, query
     # A producer's filters apply within its own assessments.
     alice = signed_in("alice", Role.PRODUCER)
-    shown = page(alice.get("/ui?q=db-2"))
+    shown = page(alice.get("/ui?q=pg-2"))
     assert shown.row_ids() == [varied["security"]]
     assert shown.all("input", name="createdBy") == []  # no creator field for producers
     refused = alice.get("/ui?createdBy=bob")
