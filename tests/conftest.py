@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, create_engine, pool, text
 from assessment_store.config import Settings, load_settings
 from assessment_store.service import AssessmentStore
 from tests.databases import (
+    ClonePool,
     create_database,
     create_migrated_template,
     drop_database,
@@ -66,13 +67,20 @@ def template_database(base_settings: Settings) -> Iterator[str]:
     drop_database(base_settings.database_url, TEMPLATE_NAME)
 
 
+@pytest.fixture(scope="session")
+def clone_pool(base_settings: Settings, template_database: str) -> Iterator[ClonePool]:
+    """Clones of the template, made ahead while other tests run."""
+    clones = ClonePool(base_settings.database_url, template_database, "assessment_store_test")
+    yield clones
+    clones.close()
+
+
 @pytest.fixture
-def database_url(base_settings: Settings, template_database: str) -> Iterator[str]:
+def database_url(clone_pool: ClonePool) -> Iterator[str]:
     """A private, migrated database for one test."""
-    name = unique_name("assessment_store_test")
-    url = create_database(base_settings.database_url, name, template=template_database)
+    url = clone_pool.take()
     yield url
-    drop_database(base_settings.database_url, name)
+    clone_pool.give_back(url)
 
 
 @pytest.fixture
