@@ -103,7 +103,6 @@ def dashboard_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
     # The API's ceiling by construction: its primary and reader engines' pools (no
     # replica here), plus the LISTEN connection. Streams themselves hold none.
     limit = 2 * (pool + overflow) + 1
-    growth = connections["idle_with_streams"] - connections["before"]
     found = [
         (
             f"dashboard streams connected and open to the end, of {d['streams']}",
@@ -125,12 +124,15 @@ def dashboard_checks(report: dict[str, Any]) -> list[dict[str, Any]]:
             connections["peak"] <= limit,
         ),
         (
-            f"API database connections growth from no stream (pool warm: "
-            f"{connections['warm_up_streams']} streams opened and closed) to "
-            f"{d['streams']} idle ones",
-            growth,
-            f"<= {CONNECTION_NOISE}",
-            growth <= CONNECTION_NOISE,
+            # Idle streams hold no connection: what is open is at most one reader
+            # pool (warmed by the page loads and replays) and the LISTEN connection,
+            # however many streams. (Growth from "before" only measured how warm the
+            # pool was: 5 in a loaded quick run, with 20 streams.)
+            f"API database connections with {d['streams']} idle streams (at most one "
+            f"pool of {pool} + LISTEN + {CONNECTION_NOISE}, whatever the number of streams)",
+            connections["idle_with_streams"],
+            f"<= {pool + 1 + CONNECTION_NOISE}",
+            connections["idle_with_streams"] <= pool + 1 + CONNECTION_NOISE,
         ),
         (
             "seconds until the API closed every stream its client left",

@@ -16,6 +16,7 @@ every test, as the acceptance tests own (and flush) database 9.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 from collections.abc import Callable, Generator, Iterator
@@ -74,9 +75,9 @@ def screenshot_path(node_name: str, name: str) -> Path:
     return SCREENSHOTS / f"{_file_name(node_name)}-{_file_name(name)}.png"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
-    """Debian's chromium, headless, for the whole session."""
+    """Debian's chromium, headless, for one test module."""
     if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
         pytest.fail(INSTALL_MESSAGE, pytrace=False)
     # Root cannot use chromium's sandbox. (Playwright passes --no-sandbox anyway unless
@@ -90,9 +91,15 @@ def chromium() -> Iterator[Browser]:
     except BaseException:
         playwright.stop()
         raise
-    yield browser
-    browser.close()
-    playwright.stop()
+    try:
+        yield browser
+    finally:
+        browser.close()
+        playwright.stop()
+        # Playwright's sync API runs an event loop in this thread; after a failed test
+        # it has been seen to stay registered as running, and every later
+        # asyncio.run() of the session (the fault tests') then refused to start.
+        asyncio.events._set_running_loop(None)
 
 
 @pytest.fixture

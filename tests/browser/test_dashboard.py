@@ -196,6 +196,9 @@ def test_retry_a_dead_letter_and_watch_it_complete(
     expect(page.locator("#flash")).to_contain_text("back to pending")
     mark_document(page)
     expect(page.locator("#record")).to_have_attribute("data-state", "completed", timeout=LIVE)
+    # The record is the row as read with a batch; its last audit row may come with the
+    # next batch (committed between the two reads): wait for it, as a reader would.
+    expect(page.locator("#audit tbody tr[data-event=complete]")).to_have_count(1, timeout=LIVE)
     assert same_document(page)
     events = page.locator("#audit tbody tr").evaluate_all("rows => rows.map(r => r.dataset.event)")
     assert events[:4] == ["create", "start", "fail", "retry"]
