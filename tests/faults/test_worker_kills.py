@@ -28,7 +28,9 @@ def test_repeated_kills_of_busy_workers_lose_nothing_and_double_nothing(
     system.start_beat()
     rng = random.Random(20261201)
     ids = system.producer.batch_create_assessments(
-        mixed_requests(rng, 200, min_seconds=0.25, max_seconds=0.35)
+        # Attempts of 0.5-0.7 s: each is provably busy (more than the kill margin left)
+        # for 0.3 s or more, which a loaded machine's poll still sees.
+        mixed_requests(rng, 200, min_seconds=0.5, max_seconds=0.7)
     )
     # When a worker that provably runs attempts is SIGKILLed, four times spread over
     # the run, each restarted after its kill
