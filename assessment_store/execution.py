@@ -184,39 +184,53 @@ def _run_claimed(
         guard=guard,
         lease=lease,
     )
+    # Everything the attempt writes, its outcome and a time limit's record included,
+    # happens while the lease is renewed: a slow write on a busy database must not let
+    # the lease run out under a live worker (the rescue would fail it as lost).
     with lease:
         try:
-            handler = runtime.handlers.resolve(claimed.assessment_type)
-            result: Any = handler(ctx)
+            return _run_holding(ctx, claimed.assessment_type, timeout_exceptions)
         except timeout_exceptions:
-            raise  # recorded by run_attempt, wherever the limit struck
-        except AssessmentCancelledError:
-            logger.info("attempt_cancelled: %s", assessment_id)
-            return Ending(Outcome.CANCELLED)
-        except AttemptSupersededError as exc:
-            logger.warning("attempt_superseded: %s", exc)
-            return Ending(Outcome.SUPERSEDED)
-        except PermanentAssessmentError as exc:
-            metrics.ERRORS.labels("permanent").inc()
-            return _fail(ctx, _describe(exc), permanent=True)
-        except Exception as exc:
-            # One line per failed attempt (its error is recorded in PostgreSQL and shown
-            # by Flower); the handler's traceback with --loglevel DEBUG.
-            logger.warning(
-                "attempt_failed: %s: %s",
-                assessment_id,
-                _describe(exc),
-                exc_info=logger.isEnabledFor(logging.DEBUG),
-            )
-            metrics.ERRORS.labels(type(exc).__name__).inc()
-            return _fail(ctx, _describe(exc), permanent=False)
+            return record_timeout(runtime, assessment_id, worker_id)
+
+
+def _run_holding(
+    ctx: AttemptContext,
+    assessment_type: str,
+    timeout_exceptions: tuple[type[BaseException], ...],
+) -> Ending:
+    """Run the handler of the claimed attempt ``ctx`` and record its outcome."""
+    runtime, assessment_id, guard = ctx.runtime, ctx.assessment_id, ctx.guard
+    try:
+        handler = runtime.handlers.resolve(assessment_type)
+        result: Any = handler(ctx)
+    except timeout_exceptions:
+        raise  # recorded by the caller, wherever the limit struck
+    except AssessmentCancelledError:
+        logger.info("attempt_cancelled: %s", assessment_id)
+        return Ending(Outcome.CANCELLED)
+    except AttemptSupersededError as exc:
+        logger.warning("attempt_superseded: %s", exc)
+        return Ending(Outcome.SUPERSEDED)
+    except PermanentAssessmentError as exc:
+        metrics.ERRORS.labels("permanent").inc()
+        return _fail(ctx, _describe(exc), permanent=True)
+    except Exception as exc:
+        # One line per failed attempt (its error is recorded in PostgreSQL and shown
+        # by Flower); the handler's traceback with --loglevel DEBUG.
+        logger.warning(
+            "attempt_failed: %s: %s",
+            assessment_id,
+            _describe(exc),
+            exc_info=logger.isEnabledFor(logging.DEBUG),
+        )
+        metrics.ERRORS.labels(type(exc).__name__).inc()
+        return _fail(ctx, _describe(exc), permanent=False)
     if not isinstance(result, dict):
         kind = type(result).__name__
-        return _fail(
-            ctx, f"handler for {claimed.assessment_type!r} returned {kind}, not a dict", True
-        )
+        return _fail(ctx, f"handler for {assessment_type!r} returned {kind}, not a dict", True)
     try:
-        changes.complete(runtime, assessment_id, result, changed_by=worker_id, attempt=guard)
+        changes.complete(runtime, assessment_id, result, changed_by=guard.worker_id, attempt=guard)
     except NOT_OURS:
         return _discarded(ctx)
     return Ending(Outcome.COMPLETED)

@@ -271,3 +271,56 @@ def test_a_time_limit_that_strikes_after_the_completion_committed_changes_nothin
     assert outcome is Outcome.SUPERSEDED
     assert store.get_state(assessment_id).state is AssessmentState.COMPLETED
     assert audit_chain_problems(raw_conn) == []
+
+
+@pytest.mark.parametrize("moment", ["complete", "timeout"])
+def test_the_lease_is_renewed_while_the_outcome_is_written(
+    settings: Any, raw_conn: Connection, monkeypatch: pytest.MonkeyPatch, moment: str
+) -> None:
+    from assessment_store import load_settings
+
+    # Given an attempt whose outcome (a completion, or a time limit's failure) is
+    # written so slowly that the short lease would run out twice over meanwhile
+    store = quiet_store(load_settings(database_url=settings.database_url, lease_seconds=0.6))
+    renewed_while_writing: list[int] = []
+
+    def expiry(assessment_id: str) -> Any:
+        value = raw_conn.execute(
+            text("SELECT lease_expires_at FROM assessment_leases WHERE assessment_id = :id"),
+            {"id": assessment_id},
+        ).scalar_one()
+        raw_conn.rollback()
+        return value
+
+    def slowly(target: Any) -> Any:
+        def call(runtime: Any, assessment_id: str, *args: Any, **kwargs: Any) -> Any:
+            seen = {expiry(assessment_id)}
+            deadline = time.monotonic() + 10
+            while len(seen) < 3 and time.monotonic() < deadline:
+                time.sleep(0.02)
+                seen.add(expiry(assessment_id))
+            renewed_while_writing.append(len(seen) - 1)
+            return target(runtime, assessment_id, *args, **kwargs)
+
+        return call
+
+    def handler(ctx: HandlerContext) -> dict[str, Any]:
+        if moment == "timeout":
+            raise FakeTimeoutError()
+        return {"done": True}
+
+    target = "complete" if moment == "complete" else "fail"
+    monkeypatch.setattr(changes, target, slowly(getattr(changes, target)))
+    try:
+        assessment_id = make(store, handler, timeout=3)
+        # When it runs
+        outcome = run_attempt(
+            store.runtime, assessment_id, "w", timeout_exceptions=(FakeTimeoutError,)
+        )
+    finally:
+        store.close()
+    # Then the heartbeat kept renewing the lease until the outcome was written
+    assert renewed_while_writing == [2], "the lease was left to run out during the write"
+    assert outcome is (Outcome.COMPLETED if moment == "complete" else Outcome.TIMED_OUT)
+    assert expiry(assessment_id) is None, "released once the outcome is written"
+    assert audit_chain_problems(raw_conn) == []
