@@ -3,7 +3,8 @@
 The dashboard's live updates come from here. One thread per process reads the audit
 table (an ``AuditCursor``: late commits included) when a change notification arrives
 (the process's one LISTEN connection) and every ``interval`` seconds regardless, then
-reads the current rows of the assessments that changed: two queries per batch of
+reads the current rows of the assessments that changed, both in one snapshot (a
+record never arrives ahead of its audit rows): a few statements per batch of
 changes, however many dashboards are open. Each batch goes to every sink; what a
 watcher may see is decided at the edge, where the watcher's identity is known.
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlalchemy import Connection, RowMapping
 
@@ -175,13 +176,14 @@ class LiveFeed:
         are more than MAX_REPLAY_ROWS (the watcher should reload instead)."""
 
         def query(conn: Connection) -> tuple[list[RowMapping], list[RowMapping], int] | None:
-            newest, visible = reads.audit_position(conn, STARTUP_GAP_WINDOW)
-            rows = reads.audit_events_after(conn, after, MAX_REPLAY_ROWS + 1)
-            if len(rows) > MAX_REPLAY_ROWS:
-                return None
-            ids = sorted({row["assessment_id"] for row in rows})
-            watermark = max(after, AuditCursor(newest, visible).watermark)
-            return rows, reads.fetch_assessments(conn, ids), watermark
+            with reads.one_snapshot(conn):
+                newest, visible = reads.audit_position(conn, STARTUP_GAP_WINDOW)
+                rows = reads.audit_events_after(conn, after, MAX_REPLAY_ROWS + 1)
+                if len(rows) > MAX_REPLAY_ROWS:
+                    return None
+                ids = sorted({row["assessment_id"] for row in rows})
+                watermark = max(after, AuditCursor(newest, visible).watermark)
+                return rows, reads.fetch_assessments(conn, ids), watermark
 
         found = self._read(query)
         if found is None:
@@ -214,9 +216,11 @@ class LiveFeed:
         assert cursor is not None  # placed by subscribe
 
         def query(conn: Connection) -> tuple[list[RowMapping], list[RowMapping]]:
-            rows = cursor.fetch(conn)
-            ids = sorted({row["assessment_id"] for row in rows})
-            return rows, reads.fetch_assessments(conn, ids)
+            # One snapshot: each record comes with every audit row up to its version.
+            with reads.one_snapshot(conn):
+                rows = cursor.fetch(conn)
+                ids = sorted({row["assessment_id"] for row in rows})
+                return rows, reads.fetch_assessments(conn, ids)
 
         rows, current = self._read(query)
         if not rows:
@@ -225,7 +229,7 @@ class LiveFeed:
         # before, the next poll reads the same changes again.
         built = self._batch(0, rows, current)
         full = cursor.advance(rows)
-        batch = ChangeBatch(cursor.watermark, built.entries, built.assessments)
+        batch = replace(built, watermark=cursor.watermark)
         self.batches_read += 1
         with self._lock:
             targets = list(self._subscribers)

@@ -3,7 +3,8 @@ trails in bulk, and the audit table read as an event log (``subscribe``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -160,6 +161,17 @@ AUDIT_EVENT_COLUMNS = (
     "id, assessment_id, event, old_state, new_state, version_from, version_to, changed_by, "
     "change_reason, created_at"
 )
+
+
+@contextmanager
+def one_snapshot(conn: Connection) -> Iterator[None]:
+    """The block's statements on an autocommit connection see one snapshot: audit rows
+    and the current rows read with them agree (no record newer than its audit rows)."""
+    conn.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql("ROLLBACK")
 
 
 def audit_position(conn: Connection, window: int) -> tuple[int, set[int]]:
