@@ -342,7 +342,7 @@ class _ChangingMidway:
     """A connection before whose first read of current rows another change commits
     (the worst moment: after the poll read the audit rows, before the records)."""
 
-    def __init__(self, conn: Connection, change: list[Callable[[], None]]) -> None:
+    def __init__(self, conn: Connection, change: list[Callable[[], object]]) -> None:
         self._conn = conn
         self._change = change
 
@@ -357,7 +357,7 @@ class _ChangingMidway:
 
 @pytest.mark.parametrize("path", ["poll", "replay"])
 def test_a_record_never_arrives_ahead_of_its_audit_rows(store: AssessmentStore, path: str) -> None:
-    change: list[Callable[[], None]] = []
+    change: list[Callable[[], object]] = []
 
     def read(query: Callable[[Connection], T]) -> T:
         return store.runtime.read(lambda conn: query(_ChangingMidway(conn, change)))  # type: ignore[arg-type]
