@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -94,7 +95,20 @@ class ChildProcess:
         """SIGTERM (Celery's warm shutdown), then SIGKILL after ``timeout``."""
         if self.process is None or not self.running:
             return
-        os.killpg(self.process.pid, signal.SIGTERM)
+        self.terminate()
+        self.wait_stopped(timeout)
+
+    def terminate(self) -> None:
+        """SIGTERM to the whole group, without waiting."""
+        if self.process is not None and self.running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float) -> None:
+        """Wait for the process to end after :meth:`terminate`; SIGKILL after
+        ``timeout``."""
+        if self.process is None:
+            return
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -113,6 +127,17 @@ class ChildProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def stop_all(processes: Sequence[ChildProcess], timeout: float = 20.0) -> None:
+    """Stop several processes at once: SIGTERM to all, then wait for each (their warm
+    shutdowns overlap instead of adding up), SIGKILL to any still running after
+    ``timeout``."""
+    running = [p for p in processes if p.running]
+    for child in running:
+        child.terminate()
+    for child in running:
+        child.wait_stopped(timeout)
 
 
 def celery_worker(

@@ -8,8 +8,6 @@ so a SIGKILL takes a worker's main process and its prefork children down togethe
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -27,6 +25,7 @@ from assessment_store.demo.processes import (
     celery_worker,
     child_environment,
     free_port,
+    stop_all,
 )
 from assessment_store.queues import queue_list
 from ops.chaos.handlers import HANDLER_SETTING
@@ -259,12 +258,7 @@ class System:
             for process in [*self.workers.values(), *self.beats.values(), self.api]
             if process is not None and process.process is not None and process.running
         ]
-        for process in processes:
-            assert process.process is not None
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.process.pid, signal.SIGTERM)
-        for process in processes:
-            process.stop(timeout=3)
+        stop_all(processes, timeout=3)
         if self._producer is not None:
             self._producer.close()
         self.engine.dispose()

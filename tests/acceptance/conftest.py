@@ -12,7 +12,7 @@ from sqlalchemy import make_url
 
 from assessment_store import Assessment, AssessmentStore, load_settings
 from assessment_store.config import Settings
-from assessment_store.demo.processes import child_environment
+from assessment_store.demo.processes import child_environment, stop_all
 from assessment_store.queues import queue_list
 from tests.acceptance.processes import CeleryProcess, beat, worker
 
@@ -93,8 +93,7 @@ def processes(tmp_path: Path) -> Iterator[list[CeleryProcess]]:
     """Every process a test starts is stopped at the end, whatever happened."""
     started: list[CeleryProcess] = []
     yield started
-    for process in started:
-        process.stop()
+    stop_all(started)
 
 
 @pytest.fixture
