@@ -176,11 +176,14 @@ def update_statement(
     extra = []
     processing = AssessmentState.PROCESSING
     if any(s is AssessmentState.PENDING and t is processing for s, t in moves):
+        # The lease runs from when the claim is written (clock_timestamp), not from its
+        # transaction's start (now()): a claim that waited for a lock gets its whole lease.
         extra.append(
             """leased AS (
             INSERT INTO assessment_leases (assessment_id, worker_id, lease_expires_at,
                                            heartbeat_at)
-            SELECT assessment_id, worker_id, now() + make_interval(secs => :lease_seconds), now()
+            SELECT assessment_id, worker_id,
+                   clock_timestamp() + make_interval(secs => :lease_seconds), now()
             FROM changed WHERE state = 'processing'
             ON CONFLICT (assessment_id) DO UPDATE
             SET worker_id = EXCLUDED.worker_id, lease_expires_at = EXCLUDED.lease_expires_at,

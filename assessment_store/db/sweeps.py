@@ -77,7 +77,9 @@ def renew_lease(conn: Connection, assessment_id: str, worker_id: str, lease_seco
     result = conn.execute(
         text(
             "UPDATE assessment_leases "
-            "SET lease_expires_at = now() + make_interval(secs => :lease), heartbeat_at = now() "
+            # From the write, not the transaction's start (see the claim's statement).
+            "SET lease_expires_at = clock_timestamp() + make_interval(secs => :lease), "
+            "heartbeat_at = now() "
             "WHERE assessment_id = :id AND worker_id = :worker"
         ),
         {"id": assessment_id, "worker": worker_id, "lease": lease_seconds},
