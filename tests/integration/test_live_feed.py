@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from assessment_store import live
 from assessment_store.errors import StoreUnavailableError
+from assessment_store.events import Reader
 from assessment_store.live import ChangeBatch, LiveFeed
 from assessment_store.service import AssessmentStore
 from assessment_store.states import AssessmentState
@@ -279,34 +280,44 @@ def test_the_feed_reads_the_same_however_many_subscribe(store: AssessmentStore) 
         event.remove(engine, "before_cursor_execute", count_statement)
 
 
-class _FailingOnce:
-    """A connection whose first read of current rows fails (a dropped statement)."""
+class _BeforeCurrentRows:
+    """A connection that, before a read of current rows (after the poll read the audit
+    rows), runs the next of ``actions`` once: a dropped statement, a change committing
+    midway..."""
 
-    def __init__(self, conn: Connection, armed: list[bool]) -> None:
+    def __init__(self, conn: Connection, actions: list[Callable[[], object]]) -> None:
         self._conn = conn
-        self._armed = armed
+        self._actions = actions
 
     def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._armed and "FROM assessment_states WHERE assessment_id = ANY" in str(statement):
-            self._armed.clear()
-            raise OperationalError(str(statement), {}, Exception("server closed the connection"))
+        if self._actions and "FROM assessment_states WHERE assessment_id = ANY" in str(statement):
+            self._actions.pop()()
         return self._conn.execute(statement, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
 
 
-def test_a_failed_poll_loses_no_change(store: AssessmentStore) -> None:
-    armed: list[bool] = []
+def reading_with(store: AssessmentStore, actions: list[Callable[[], object]]) -> Reader:
+    """The store's read, through :class:`_BeforeCurrentRows` with ``actions``."""
 
     def read(query: Callable[[Connection], T]) -> T:
-        return store.runtime.read(lambda conn: query(_FailingOnce(conn, armed)))  # type: ignore[arg-type]
+        return store.runtime.read(lambda conn: query(_BeforeCurrentRows(conn, actions)))  # type: ignore[arg-type]
 
-    feed = LiveFeed(read, store.notifier, interval=0.1)
+    return read
+
+
+def _drop_statement() -> None:
+    raise OperationalError("SELECT", {}, Exception("server closed the connection"))
+
+
+def test_a_failed_poll_loses_no_change(store: AssessmentStore) -> None:
+    armed: list[Callable[[], object]] = []
+    feed = LiveFeed(reading_with(store, armed), store.notifier, interval=0.1)
     sink = Sink()
     try:
         feed.subscribe(sink)
-        armed.append(True)
+        armed.append(_drop_statement)
         lost = store.create_assessment(request(), created_by="alice")
         wait_until(lambda: not armed, timeout=WAIT, message="the failing read never ran")
         sentinel = store.create_assessment(request(), created_by="alice")
@@ -338,31 +349,10 @@ def test_a_subscribe_that_fails_leaves_no_subscriber_behind(store: AssessmentSto
         feed.close()
 
 
-class _ChangingMidway:
-    """A connection before whose first read of current rows another change commits
-    (the worst moment: after the poll read the audit rows, before the records)."""
-
-    def __init__(self, conn: Connection, change: list[Callable[[], object]]) -> None:
-        self._conn = conn
-        self._change = change
-
-    def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        if self._change and "FROM assessment_states WHERE assessment_id = ANY" in str(statement):
-            self._change.pop()()
-        return self._conn.execute(statement, *args, **kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._conn, name)
-
-
 @pytest.mark.parametrize("path", ["poll", "replay"])
 def test_a_record_never_arrives_ahead_of_its_audit_rows(store: AssessmentStore, path: str) -> None:
     change: list[Callable[[], object]] = []
-
-    def read(query: Callable[[Connection], T]) -> T:
-        return store.runtime.read(lambda conn: query(_ChangingMidway(conn, change)))  # type: ignore[arg-type]
-
-    feed = LiveFeed(read, store.notifier, interval=0.1)
+    feed = LiveFeed(reading_with(store, change), store.notifier, interval=0.1)
     sink = Sink()
     try:
         # Given a feed whose read is interrupted by a commit between its two queries
